@@ -6,7 +6,7 @@ Adapters (SQLite, Firestore) apply a list of writes atomically. Paths are Firest
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -74,7 +74,6 @@ class Increment:
     path: str
     by: float
     field: str = "value"
-    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
