@@ -1,0 +1,178 @@
+"""One SQLite database (WAL) per data dir: readers per thread, one writer thread that commits
+queued write jobs in small batches, each job in its own savepoint so one failure spoils no other."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    step TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    group_key TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    error TEXT,
+    traceback TEXT,
+    updated_at REAL NOT NULL,
+    UNIQUE (step, event_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (step, status, available_at);
+CREATE INDEX IF NOT EXISTS deliveries_group ON deliveries (step, group_key, seq);
+CREATE TABLE IF NOT EXISTS processed (
+    step TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (step, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
+"""
+
+_STOP = object()
+MAX_BATCH = 512
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Database:
+    """The data dir's SQLite file. `read()` gives this thread's reader; `write(fn)` runs `fn(conn)`
+    inside the writer's current batch transaction and returns its result."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        init = self._connect()
+        init.executescript(SCHEMA)
+        init.close()
+        self._thread = threading.Thread(target=self._run, name="cfp-sqlite-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def read(self) -> sqlite3.Connection:
+        """This thread's read connection (WAL readers never block the writer)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` in the writer's next batch; its effects are committed when this returns."""
+        return await asyncio.wrap_future(self.submit(job))
+
+    def write_sync(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return self.submit(job).result()
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        if self._closed:
+            raise RuntimeError(f"database {self.path} is closed")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((job, future))
+        return future
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(_STOP)
+        self._thread.join(timeout=30)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _run(self) -> None:
+        conn = self._connect()
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit_batch(conn, batch)
+        conn.close()
+
+    @staticmethod
+    def _commit_batch(conn: sqlite3.Connection, batch: list[Any]) -> None:
+        outcomes: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, future in batch:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job(conn)
+                except BaseException as exc:  # the job's own failure: undo it alone
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # the batch could not commit: every job in it failed
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job, future in batch:
+                if future.running():
+                    future.set_exception(exc)
+            return
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)

@@ -1,0 +1,281 @@
+"""The runtime surface under `R = /v1/projects/{project}/envs/{env}`: flows, steps, traces, logs,
+state, streams, dead letters, events and settings. Thin: parse, call a service, shape the reply."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from cfp.app import Platform
+from cfp.domain.documents import Filter, raw_id
+from cfp.domain.flows import build_flows
+from cfp.errors import BadRequest, NotFound, ValidationFailed
+from cfp.services.runtime import Origin
+
+MAX_LIMIT = 500
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: str = Field(min_length=1)
+    data: Any = None
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    messageGroupId: str | None = None  # noqa: N815 — Motia's spelling on the wire
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    trace_id: str
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = []
+    step: str | None = None
+    topic: str | None = None
+
+
+class SettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    validation_mode: str
+
+
+def platform(request: Request) -> Platform:
+    """The platform serving this request, after checking the path names its project and env."""
+    served: Platform = request.app.state.platform
+    params = request.path_params
+    if "project" in params and params["project"] != served.project.slug:
+        raise NotFound(f"project {params['project']!r} is not served here",
+                       details={"served": served.project.slug})
+    if "env" in params and params["env"] != served.scope.env:
+        raise NotFound(f"environment {params['env']!r} is not served here",
+                       details={"served": served.scope.env})
+    return served
+
+
+def page_args(request: Request, default: int = 50) -> tuple[int, str | None]:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}",
+                         details={"parameter": "limit"})
+    return int(raw), request.query_params.get("cursor") or None
+
+
+def listing(items: list[Any], next_cursor: str | None) -> JSONResponse:
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+async def read_json(request: Request, model: type[BaseModel]) -> Any:
+    """The body parsed into `model`: 400 for malformed JSON, 422 with pointers for bad fields."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"pointer": "/" + "/".join(str(p) for p in err["loc"]), "message": err["msg"]}
+                   for err in exc.errors()]
+        raise ValidationFailed("request body is invalid", details=details) from None
+
+
+def _step_summary(step: Any) -> dict[str, Any]:
+    return {
+        "name": step.name, "type": step.type, "file": step.file, "flows": step.flows,
+        "description": getattr(step.config, "description", None),
+        "subscribes": step.subscribes,
+        "emits": [e.model_dump() for e in step.emits],
+        "path": step.route.path if step.route else None,
+        "method": step.route.method if step.route else None,
+        "cron": step.cron.expression if step.cron else None,
+        "queue": step.queue.model_dump() if step.type == "event" else None,
+        "timeout": step.timeout, "concurrency": step.concurrency,
+        "input_schema": step.input_schema, "body_schema": step.body_schema,
+        "response_schemas": {str(k): v for k, v in step.response_schemas.items()},
+    }
+
+
+async def list_projects(request: Request) -> JSONResponse:
+    served: Platform = request.app.state.platform
+    return listing([{"slug": served.project.slug, "envs": [served.scope.env],
+                     "steps": len(served.project.steps), "streams": len(served.project.streams)}],
+                   None)
+
+
+async def list_flows(request: Request) -> JSONResponse:
+    p = platform(request)
+    flows = build_flows(p.project.steps.values())
+    return listing([{"name": f["name"], "steps": len(f["nodes"]), "edges": len(f["edges"])}
+                    for f in flows.values()], None)
+
+
+async def get_flow(request: Request) -> JSONResponse:
+    p = platform(request)
+    flows = build_flows(p.project.steps.values())
+    name = request.path_params["flow"]
+    if name not in flows:
+        raise NotFound(f"no flow named {name!r}", details={"flows": sorted(flows)})
+    return JSONResponse(flows[name])
+
+
+async def list_steps(request: Request) -> JSONResponse:
+    p = platform(request)
+    return listing([_step_summary(s) for s in p.project.steps.values()], None)
+
+
+async def list_traces(request: Request) -> JSONResponse:
+    p = platform(request)
+    limit, cursor = page_args(request)
+    page = await p.documents.list(p.scope.traces(), order_by="started_at", descending=True,
+                                  limit=limit, cursor=cursor)
+    return listing([{k: v for k, v in t.items() if k != "_id"} for t in page.items],
+                   page.next_cursor)
+
+
+async def get_trace(request: Request) -> JSONResponse:
+    p = platform(request)
+    trace_id = request.path_params["trace_id"]
+    executions = []
+    cursor = None
+    while True:
+        page = await p.documents.list(p.scope.executions(), where=[Filter("trace_id", "==",
+                                      trace_id)], order_by="started_at", limit=500, cursor=cursor)
+        executions += [{k: v for k, v in e.items() if k != "_id"} for e in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    from cfp.domain.documents import doc_id
+
+    summary = await p.documents.get(f"{p.scope.traces()}/{doc_id(trace_id)}")
+    if summary is None and not executions:
+        raise NotFound(f"no trace {trace_id!r}")
+    return JSONResponse({**(summary or {"trace_id": trace_id}), "executions": executions})
+
+
+async def get_logs(request: Request) -> JSONResponse:
+    p = platform(request)
+    limit, cursor = page_args(request, 100)
+    q = request.query_params
+    level = q.get("level")
+    if level and level not in ("debug", "info", "warn", "error"):
+        raise BadRequest(f"level must be debug, info, warn or error, got {level!r}")
+    page = await p.logbook.query(trace_id=q.get("trace_id"), step=q.get("step"), level=level,
+                                 limit=limit, cursor=cursor)
+    return listing([{k: v for k, v in line.items() if k != "_id"} for line in page.items],
+                   page.next_cursor)
+
+
+async def list_state_groups(request: Request) -> JSONResponse:
+    p = platform(request)
+    limit, cursor = page_args(request)
+    page = await p.documents.list(p.scope.state_groups(), limit=limit, cursor=cursor)
+    return listing([{"group": g["name"]} for g in page.items], page.next_cursor)
+
+
+async def get_state_group(request: Request) -> JSONResponse:
+    p = platform(request)
+    limit, cursor = page_args(request)
+    page = await p.documents.list(p.scope.state_items(request.path_params["group"]),
+                                  limit=limit, cursor=cursor)
+    return listing([{"key": raw_id(d["_id"]), "value": d.get("value")} for d in page.items],
+                   page.next_cursor)
+
+
+async def get_state_item(request: Request) -> JSONResponse:
+    p = platform(request)
+    group, key = request.path_params["group"], request.path_params["key"]
+    doc = await p.documents.get(p.scope.state_item(group, key))
+    if doc is None:
+        raise NotFound(f"no state at {group}/{key}")
+    return JSONResponse({"group": group, "key": key, "value": doc.get("value")})
+
+
+def _stream_name(p: Platform, request: Request) -> str:
+    name = request.path_params["name"]
+    if name not in p.project.streams:
+        raise NotFound(f"no stream named {name!r}", details={"streams": sorted(p.project.streams)})
+    return name
+
+
+async def get_stream_group(request: Request) -> JSONResponse:
+    p = platform(request)
+    name = _stream_name(p, request)
+    limit, cursor = page_args(request)
+    page = await p.documents.list(p.scope.stream_items(name, request.path_params["group"]),
+                                  limit=limit, cursor=cursor)
+    return listing([{k: v for k, v in d.items() if k != "_id"} for d in page.items],
+                   page.next_cursor)
+
+
+async def get_stream_item(request: Request) -> JSONResponse:
+    p = platform(request)
+    name = _stream_name(p, request)
+    group, item = request.path_params["group"], request.path_params["id"]
+    doc = await p.documents.get(p.scope.stream_item(name, group, item))
+    if doc is None:
+        raise NotFound(f"no item {item!r} in {name}/{group}")
+    return JSONResponse(doc)
+
+
+async def list_dead_letters(request: Request) -> JSONResponse:
+    p = platform(request)
+    limit, cursor = page_args(request)
+    page = await p.queue.list_dead_letters(step=request.query_params.get("step"),
+                                           topic=request.query_params.get("topic"),
+                                           limit=limit, cursor=cursor)
+    return listing(page.items, page.next_cursor)
+
+
+async def get_dead_letter(request: Request) -> JSONResponse:
+    p = platform(request)
+    item = await p.queue.get_dead_letter(request.path_params["id"])
+    if item is None:
+        raise NotFound(f"no dead letter {request.path_params['id']!r}")
+    return JSONResponse(item)
+
+
+async def replay_dead_letter(request: Request) -> JSONResponse:
+    p = platform(request)
+    ident = request.path_params["id"]
+    if await p.queue.get_dead_letter(ident) is None:
+        raise NotFound(f"no dead letter {ident!r}")
+    count = await p.queue.replay(ids=[ident])
+    p.logbook.log("info", f"dead letter {ident} replayed")
+    return JSONResponse({"replayed": count}, status_code=202)
+
+
+async def replay_dead_letters(request: Request) -> JSONResponse:
+    p = platform(request)
+    body = await read_json(request, ReplayIn) if await request.body() else ReplayIn()
+    count = await p.queue.replay(ids=body.ids, step=body.step, topic=body.topic)
+    p.logbook.log("info", f"{count} dead letters replayed",
+                  {"step": body.step, "topic": body.topic})
+    return JSONResponse({"replayed": count}, status_code=202)
+
+
+async def post_event(request: Request) -> JSONResponse:
+    p = platform(request)
+    body: EventIn = await read_json(request, EventIn)
+    state = request.scope["state"]
+    origin = Origin(state["trace_id"], state["correlation_id"], state["traceparent"])
+    event = await p.runtime.ingest(body.topic, body.data, origin, event_id=body.id,
+                                   message_group_id=body.messageGroupId)
+    return JSONResponse(EventAccepted(event_id=event.id, trace_id=event.trace_id).model_dump(),
+                        status_code=202)
+
+
+async def get_settings(request: Request) -> JSONResponse:
+    p = platform(request)
+    return JSONResponse({"validation_mode": p.runtime.validation_mode})
+
+
+async def put_settings(request: Request) -> JSONResponse:
+    p = platform(request)
+    body: SettingsIn = await read_json(request, SettingsIn)
+    await p.runtime.set_validation_mode(body.validation_mode)
+    return JSONResponse({"validation_mode": p.runtime.validation_mode})

@@ -1,0 +1,248 @@
+"""The `cfp` command: create, install, dev, start, build, emit, flows, generate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cfp.errors import CfpError, ProjectInvalid, SettingsError
+from cfp.settings import ENV_NAMES, Settings
+
+app = typer.Typer(help="CFP — the Coditect Flow Platform.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+generate = typer.Typer(help="Generate documents from a project.", no_args_is_help=True)
+app.add_typer(generate, name="generate")
+err = Console(stderr=True)
+out = Console()
+
+ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Project directory.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Project slug (default: folder).")]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="Environment name (default dev).")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 8080).")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .cfp/).")]
+ModeOpt = Annotated[str | None, typer.Option("--validation-mode",
+                                             help="strict or permissive (default).")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="local (default).")]
+
+
+def fail(message: str, problems: list[Any] | None = None, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    for problem in problems or []:
+        if isinstance(problem, dict):
+            key = f" [{problem['key']}]" if problem.get("key") else ""
+            err.print(f"  - {problem.get('file')}{key}: {problem.get('message')}", highlight=False)
+        else:
+            err.print(f"  - {problem}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_from(**flags: Any) -> Settings:
+    try:
+        return Settings.load(**flags)
+    except SettingsError as exc:
+        fail(exc.message)
+        raise AssertionError("unreachable") from None
+
+
+def load(settings: Settings) -> Any:
+    """The project, or a listing of every problem and exit 1."""
+    from cfp.services.loader import load_project
+
+    if settings.project_dir is None:
+        fail("no project: pass --project DIR or set CFP_PROJECT")
+    root = Path(settings.project_dir)
+    if not root.is_dir():
+        fail(f"--project: {root} is not a directory")
+    try:
+        project = load_project(root.resolve(), slug=settings.project_name)
+    except ProjectInvalid as exc:
+        fail(exc.message, exc.details)
+    for warning in project.warnings:
+        err.print(f"[yellow]warning:[/] {warning['file']}: {warning['message']}", highlight=False)
+    return project
+
+
+def serve(settings: Settings, *, reload: bool) -> None:
+    import uvicorn
+
+    project = load(settings)
+    for name, var in ENV_NAMES.items():  # the server process re-reads settings from these
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[var] = str(Path(value).resolve() if name in ("project_dir", "data_dir")
+                                  else value)
+    url = f"http://{settings.host}:{settings.port}"
+    base = f"{url}/v1/projects/{project.slug}/envs/{settings.env}"
+    out.print(f"[bold green]CFP[/] serving project [bold]{project.slug}[/] "
+              f"({len(project.steps)} steps, {len(project.streams)} streams) env {settings.env}")
+    out.print(f"  open      {url}/")
+    out.print(f"  api steps " + ", ".join(f"{s.route.method} {s.route.path}"
+                                          for s in project.api_steps if s.route))
+    out.print(f"  runtime   {base}/flows · /traces · /logs · /dead-letters · /ws")
+    out.print(f"  data dir  {Path(settings.data_dir).resolve()}  backend {settings.backend}"
+              f"  validation {settings.validation_mode}" + ("  (reloads on change)" if reload
+                                                            else ""))
+    sys.stdout.flush()
+    kwargs: dict[str, Any] = dict(host=settings.host, port=settings.port, factory=True,
+                                  ws="websockets-sansio", ws_per_message_deflate=False,
+                                  log_level="warning", access_log=False, lifespan="on")
+    try:
+        import uvloop  # noqa: F401
+
+        kwargs["loop"] = "uvloop"
+    except ImportError:
+        pass
+    if reload:
+        kwargs.update(reload=True, reload_dirs=[str(project.root)],
+                      reload_includes=["*.py", ".env"])
+    uvicorn.run("cfp.api.server:app_from_env", **kwargs)
+
+
+@app.command()
+def dev(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
+        host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None,
+        validation_mode: ModeOpt = None, backend: BackendOpt = None) -> None:
+    """Run a project locally and reload when its step files change."""
+    serve(settings_from(project_dir=project, project_name=name, env=env, host=host, port=port,
+                        data_dir=data_dir, validation_mode=validation_mode, backend=backend),
+          reload=True)
+
+
+@app.command()
+def start(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
+          host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None,
+          validation_mode: ModeOpt = None, backend: BackendOpt = None) -> None:
+    """Run a project (no reload)."""
+    serve(settings_from(project_dir=project, project_name=name, env=env, host=host, port=port,
+                        data_dir=data_dir, validation_mode=validation_mode, backend=backend),
+          reload=False)
+
+
+@app.command()
+def build(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
+          out_dir: Annotated[Path, typer.Option("--out", help="Output dir.")] = Path("build"),
+          ) -> None:
+    """Validate the project and write build/manifest.json, the deploy input."""
+    from cfp.services.manifest import manifest
+
+    settings = settings_from(project_dir=project, project_name=name, env=env)
+    loaded = load(settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "manifest.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest(loaded), indent=2) + "\n")
+    tmp.replace(target)
+    out.print(f"wrote {target} ({len(loaded.steps)} steps)")
+
+
+@app.command()
+def emit(topic: Annotated[str, typer.Option("--topic", help="Topic to emit.")],
+         data: Annotated[str, typer.Option("--data", help="JSON payload.")] = "{}",
+         url: Annotated[str, typer.Option("--url", help="Server URL.")] = "http://127.0.0.1:8080",
+         project: Annotated[str | None, typer.Option("--project", help="Project slug.")] = None,
+         env: Annotated[str, typer.Option("--env")] = "dev",
+         event_id: Annotated[str | None, typer.Option("--id", help="Idempotency id.")] = None,
+         ) -> None:
+    """Emit an event into a running server (POST R/events)."""
+    import httpx
+
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        fail(f"--data is not valid JSON: {exc}")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            slug = project or client.get("/v1/projects").json()["items"][0]["slug"]
+            body: dict[str, Any] = {"topic": topic, "data": payload}
+            if event_id:
+                body["id"] = event_id
+            resp = client.post(f"/v1/projects/{slug}/envs/{env}/events", json=body)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {url}: {exc} (is `cfp dev` running?)")
+    if resp.status_code != 202:
+        error = resp.json().get("error", {})
+        fail(f"{resp.status_code} {error.get('message')}", error.get("details") and
+             [json.dumps(error["details"])])
+    out.print_json(data=resp.json())
+
+
+@app.command()
+def flows(project: ProjectOpt = None,
+          mermaid: Annotated[bool, typer.Option("--mermaid", help="Mermaid diagrams.")] = False,
+          ) -> None:
+    """List the project's flows (or print them as Mermaid diagrams)."""
+    from cfp.domain.flows import build_flows, to_mermaid
+
+    loaded = load(settings_from(project_dir=project))
+    graphs = build_flows(loaded.steps.values())
+    for graph in graphs.values():
+        if mermaid:
+            out.print(f"%% flow {graph['name']}", highlight=False)
+            out.print(to_mermaid(graph), highlight=False)
+        else:
+            out.print(f"[bold]{graph['name']}[/]: " + ", ".join(
+                f"{n['name']} ({n['type']})" for n in graph["nodes"]), highlight=False)
+
+
+@generate.command("openapi")
+def generate_openapi(project: ProjectOpt = None,
+                     output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+    """Write the OpenAPI 3.1 document of the project's api steps."""
+    from cfp.services.manifest import openapi
+
+    loaded = load(settings_from(project_dir=project))
+    text = json.dumps(openapi(loaded), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        out.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def create(directory: Annotated[Path, typer.Argument(help="New project directory.")]) -> None:
+    """Scaffold a runnable project."""
+    from cfp.services.scaffold import scaffold
+
+    if directory.exists() and any(directory.iterdir()):
+        fail(f"{directory} exists and is not empty")
+    scaffold(directory)
+    out.print(f"created {directory}; run: cfp dev --project {directory}")
+
+
+@app.command()
+def install(project: ProjectOpt = None) -> None:
+    """Install the project's requirements.txt into the environment that runs its steps."""
+    if project is None or not project.is_dir():
+        fail("--project DIR: a project directory is required")
+    requirements = project / "requirements.txt"
+    if not requirements.is_file():
+        out.print(f"{requirements} not found; nothing to install")
+        return
+    pip = [sys.executable, "-m", "pip", "install", "-r", str(requirements)]
+    if shutil.which("uv") and not (Path(sys.prefix) / "bin" / "pip").exists():
+        pip = ["uv", "pip", "install", "--python", sys.executable, "-r", str(requirements)]
+    code = subprocess.call(pip)
+    if code:
+        fail(f"installing {requirements} failed (exit {code})", code=code)
+    out.print(f"installed {requirements}")
+
+
+def main() -> None:
+    try:
+        app()
+    except CfpError as exc:
+        fail(exc.message, exc.details if isinstance(exc.details, list) else None)
+
+
+if __name__ == "__main__":
+    main()
