@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the test tiers in order, timing each; any tier that fails or runs no test fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+declare -a NAMES=() TIMES=() RESULTS=()
+status=0
+
+tier() {
+  local name=$1; shift
+  echo "=== tier: $name ==="
+  local start=$SECONDS
+  "$BIN/python" -m pytest -q -p no:cacheprovider "$@"
+  local rc=$?
+  if [ $rc -eq 5 ]; then
+    echo "tier $name ran no test: failing"; rc=1
+  fi
+  NAMES+=("$name"); TIMES+=($((SECONDS - start))); RESULTS+=($rc)
+  [ $rc -eq 0 ] || status=1
+}
+
+echo "=== lint ==="
+lint_start=$SECONDS
+"$BIN/ruff" check shared functions tests bench || status=1
+NAMES+=("lint"); TIMES+=($((SECONDS - lint_start))); RESULTS+=($status)
+
+tier unit tests/domain tests/services tests/test_cli.py
+tier contract tests/contract
+tier functions tests/functions
+tier api tests/api
+tier reliability tests/reliability
+
+echo "=== tier times ==="
+for i in "${!NAMES[@]}"; do
+  printf '%-12s %4ss  %s\n' "${NAMES[$i]}" "${TIMES[$i]}" \
+    "$([ "${RESULTS[$i]}" -eq 0 ] && echo ok || echo FAILED)"
+done
+exit $status
