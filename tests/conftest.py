@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cfp.app import Platform, build
 from cfp.settings import Settings
 
@@ -25,16 +24,16 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
     """Poll `check` until it returns a truthy value; fail with its last value on timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     last: Any = None
     while asyncio.get_running_loop().time() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
 
 
 @pytest.fixture
@@ -43,9 +42,13 @@ async def make_platform(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable
 
     async def make(files: dict[str, str], *, start: bool = True, **overrides: Any) -> Platform:
         root = write_project(tmp_path / f"proj{len(started)}", files)
-        values: dict[str, Any] = dict(project_dir=root, data_dir=tmp_path / "data",
-                                      retry_base_seconds=0.01, poll_seconds=0.02,
-                                      project_name="proj")
+        values: dict[str, Any] = dict(
+            project_dir=root,
+            data_dir=tmp_path / "data",
+            retry_base_seconds=0.01,
+            poll_seconds=0.02,
+            project_name="proj",
+        )
         values.update(overrides)
         platform = build(Settings(**values), log_stream=io.StringIO())
         if start:

@@ -56,13 +56,20 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     db = Database(Path(settings.data_dir) / "cfp.db", synchronous=settings.sqlite_synchronous)
     documents = SqliteDocumentStore(db)
     queue = SqliteEventQueue(db)
-    logbook = LogBook(documents, scope, stream=log_stream or sys.stdout,
-                      min_level=settings.log_level)
+    logbook = LogBook(
+        documents, scope, stream=log_stream or sys.stdout, min_level=settings.log_level
+    )
     metrics = Metrics()
     hub = StreamHub()
     runtime = Runtime(
-        project=project, scope=scope, documents=documents, queue=queue, logbook=logbook,
-        metrics=metrics, hub=hub, scheduler=LocalScheduler(),
+        project=project,
+        scope=scope,
+        documents=documents,
+        queue=queue,
+        logbook=logbook,
+        metrics=metrics,
+        hub=hub,
+        scheduler=LocalScheduler(),
         options=RuntimeOptions(
             validation_mode=settings.validation_mode,
             retry_base_seconds=settings.retry_base_seconds,

@@ -16,8 +16,12 @@ from rich.console import Console
 from cfp.errors import CfpError, ProjectInvalid, SettingsError
 from cfp.settings import ENV_NAMES, Settings
 
-app = typer.Typer(help="CFP — the Coditect Flow Platform.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CFP — the Coditect Flow Platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 generate = typer.Typer(help="Generate documents from a project.", no_args_is_help=True)
 app.add_typer(generate, name="generate")
 err = Console(stderr=True)
@@ -29,8 +33,9 @@ EnvOpt = Annotated[str | None, typer.Option("--env", help="Environment name (def
 HostOpt = Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 8080).")]
 DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (default .cfp/).")]
-ModeOpt = Annotated[str | None, typer.Option("--validation-mode",
-                                             help="strict or permissive (default).")]
+ModeOpt = Annotated[
+    str | None, typer.Option("--validation-mode", help="strict or permissive (default).")
+]
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="local (default).")]
 
 
@@ -78,23 +83,36 @@ def serve(settings: Settings, *, reload: bool) -> None:
     for name, var in ENV_NAMES.items():  # the server process re-reads settings from these
         value = getattr(settings, name)
         if value is not None:
-            os.environ[var] = str(Path(value).resolve() if name in ("project_dir", "data_dir")
-                                  else value)
+            os.environ[var] = str(
+                Path(value).resolve() if name in ("project_dir", "data_dir") else value
+            )
     url = f"http://{settings.host}:{settings.port}"
     base = f"{url}/v1/projects/{project.slug}/envs/{settings.env}"
-    out.print(f"[bold green]CFP[/] serving project [bold]{project.slug}[/] "
-              f"({len(project.steps)} steps, {len(project.streams)} streams) env {settings.env}")
+    out.print(
+        f"[bold green]CFP[/] serving project [bold]{project.slug}[/] "
+        f"({len(project.steps)} steps, {len(project.streams)} streams) env {settings.env}"
+    )
     out.print(f"  open      {url}/")
-    out.print(f"  api steps " + ", ".join(f"{s.route.method} {s.route.path}"
-                                          for s in project.api_steps if s.route))
+    out.print(
+        "  api steps "
+        + ", ".join(f"{s.route.method} {s.route.path}" for s in project.api_steps if s.route)
+    )
     out.print(f"  runtime   {base}/flows · /traces · /logs · /dead-letters · /ws")
-    out.print(f"  data dir  {Path(settings.data_dir).resolve()}  backend {settings.backend}"
-              f"  validation {settings.validation_mode}" + ("  (reloads on change)" if reload
-                                                            else ""))
+    out.print(
+        f"  data dir  {Path(settings.data_dir).resolve()}  backend {settings.backend}"
+        f"  validation {settings.validation_mode}" + ("  (reloads on change)" if reload else "")
+    )
     sys.stdout.flush()
-    kwargs: dict[str, Any] = dict(host=settings.host, port=settings.port, factory=True,
-                                  ws="websockets-sansio", ws_per_message_deflate=False,
-                                  log_level="warning", access_log=False, lifespan="on")
+    kwargs: dict[str, Any] = dict(
+        host=settings.host,
+        port=settings.port,
+        factory=True,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
     try:
         import uvloop  # noqa: F401
 
@@ -102,35 +120,73 @@ def serve(settings: Settings, *, reload: bool) -> None:
     except ImportError:
         pass
     if reload:
-        kwargs.update(reload=True, reload_dirs=[str(project.root)],
-                      reload_includes=["*.py", ".env"])
+        kwargs.update(
+            reload=True, reload_dirs=[str(project.root)], reload_includes=["*.py", ".env"]
+        )
     uvicorn.run("cfp.api.server:app_from_env", **kwargs)
 
 
 @app.command()
-def dev(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
-        host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None,
-        validation_mode: ModeOpt = None, backend: BackendOpt = None) -> None:
+def dev(
+    project: ProjectOpt = None,
+    name: NameOpt = None,
+    env: EnvOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    validation_mode: ModeOpt = None,
+    backend: BackendOpt = None,
+) -> None:
     """Run a project locally and reload when its step files change."""
-    serve(settings_from(project_dir=project, project_name=name, env=env, host=host, port=port,
-                        data_dir=data_dir, validation_mode=validation_mode, backend=backend),
-          reload=True)
+    serve(
+        settings_from(
+            project_dir=project,
+            project_name=name,
+            env=env,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            validation_mode=validation_mode,
+            backend=backend,
+        ),
+        reload=True,
+    )
 
 
 @app.command()
-def start(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
-          host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None,
-          validation_mode: ModeOpt = None, backend: BackendOpt = None) -> None:
+def start(
+    project: ProjectOpt = None,
+    name: NameOpt = None,
+    env: EnvOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataOpt = None,
+    validation_mode: ModeOpt = None,
+    backend: BackendOpt = None,
+) -> None:
     """Run a project (no reload)."""
-    serve(settings_from(project_dir=project, project_name=name, env=env, host=host, port=port,
-                        data_dir=data_dir, validation_mode=validation_mode, backend=backend),
-          reload=False)
+    serve(
+        settings_from(
+            project_dir=project,
+            project_name=name,
+            env=env,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            validation_mode=validation_mode,
+            backend=backend,
+        ),
+        reload=False,
+    )
 
 
 @app.command()
-def build(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
-          out_dir: Annotated[Path, typer.Option("--out", help="Output dir.")] = Path("build"),
-          ) -> None:
+def build(
+    project: ProjectOpt = None,
+    name: NameOpt = None,
+    env: EnvOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output dir.")] = Path("build"),
+) -> None:
     """Validate the project and write build/manifest.json, the deploy input."""
     from cfp.services.manifest import manifest
 
@@ -145,13 +201,14 @@ def build(project: ProjectOpt = None, name: NameOpt = None, env: EnvOpt = None,
 
 
 @app.command()
-def emit(topic: Annotated[str, typer.Option("--topic", help="Topic to emit.")],
-         data: Annotated[str, typer.Option("--data", help="JSON payload.")] = "{}",
-         url: Annotated[str, typer.Option("--url", help="Server URL.")] = "http://127.0.0.1:8080",
-         project: Annotated[str | None, typer.Option("--project", help="Project slug.")] = None,
-         env: Annotated[str, typer.Option("--env")] = "dev",
-         event_id: Annotated[str | None, typer.Option("--id", help="Idempotency id.")] = None,
-         ) -> None:
+def emit(
+    topic: Annotated[str, typer.Option("--topic", help="Topic to emit.")],
+    data: Annotated[str, typer.Option("--data", help="JSON payload.")] = "{}",
+    url: Annotated[str, typer.Option("--url", help="Server URL.")] = "http://127.0.0.1:8080",
+    project: Annotated[str | None, typer.Option("--project", help="Project slug.")] = None,
+    env: Annotated[str, typer.Option("--env")] = "dev",
+    event_id: Annotated[str | None, typer.Option("--id", help="Idempotency id.")] = None,
+) -> None:
     """Emit an event into a running server (POST R/events)."""
     import httpx
 
@@ -170,15 +227,18 @@ def emit(topic: Annotated[str, typer.Option("--topic", help="Topic to emit.")],
         fail(f"cannot reach {url}: {exc} (is `cfp dev` running?)")
     if resp.status_code != 202:
         error = resp.json().get("error", {})
-        fail(f"{resp.status_code} {error.get('message')}", error.get("details") and
-             [json.dumps(error["details"])])
+        fail(
+            f"{resp.status_code} {error.get('message')}",
+            error.get("details") and [json.dumps(error["details"])],
+        )
     out.print_json(data=resp.json())
 
 
 @app.command()
-def flows(project: ProjectOpt = None,
-          mermaid: Annotated[bool, typer.Option("--mermaid", help="Mermaid diagrams.")] = False,
-          ) -> None:
+def flows(
+    project: ProjectOpt = None,
+    mermaid: Annotated[bool, typer.Option("--mermaid", help="Mermaid diagrams.")] = False,
+) -> None:
     """List the project's flows (or print them as Mermaid diagrams)."""
     from cfp.domain.flows import build_flows, to_mermaid
 
@@ -189,13 +249,17 @@ def flows(project: ProjectOpt = None,
             out.print(f"%% flow {graph['name']}", highlight=False)
             out.print(to_mermaid(graph), highlight=False)
         else:
-            out.print(f"[bold]{graph['name']}[/]: " + ", ".join(
-                f"{n['name']} ({n['type']})" for n in graph["nodes"]), highlight=False)
+            out.print(
+                f"[bold]{graph['name']}[/]: "
+                + ", ".join(f"{n['name']} ({n['type']})" for n in graph["nodes"]),
+                highlight=False,
+            )
 
 
 @generate.command("openapi")
-def generate_openapi(project: ProjectOpt = None,
-                     output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+def generate_openapi(
+    project: ProjectOpt = None, output: Annotated[Path | None, typer.Option("--out")] = None
+) -> None:
     """Write the OpenAPI 3.1 document of the project's api steps."""
     from cfp.services.manifest import openapi
 

@@ -19,7 +19,7 @@ class Clock(Protocol):
 
 @runtime_checkable
 class DocumentStore(Protocol):
-    """Firestore-shaped documents: `get`, ordered `list` with filters and cursors, atomic `apply`."""
+    """Firestore-shaped documents: `get`, ordered `list` (filters, cursors), atomic `apply`."""
 
     async def get(self, path: str) -> dict[str, Any] | None: ...
 
@@ -33,7 +33,7 @@ class DocumentStore(Protocol):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
-        """Documents directly in `collection`, each with its `_id`; ordered by `order_by` then id."""
+        """Documents directly in `collection`, each with its `_id`, by `order_by` then id."""
         ...
 
     async def apply(self, writes: Sequence[Write]) -> list[Any]:
@@ -94,14 +94,18 @@ class EventQueue(Protocol):
         ...
 
     async def list_dead_letters(
-        self, *, step: str | None = None, topic: str | None = None, limit: int = 50,
+        self,
+        *,
+        step: str | None = None,
+        topic: str | None = None,
+        limit: int = 50,
         cursor: str | None = None,
     ) -> Page: ...
 
     async def replay(
         self, *, ids: Sequence[str] = (), step: str | None = None, topic: str | None = None
     ) -> int:
-        """Put dead letters (by id, or all matching step/topic) back on the queue, attempts reset."""
+        """Requeue dead letters (by id, or all matching step/topic) with attempts reset."""
         ...
 
     async def stats(self) -> dict[str, dict[str, int]]:
@@ -118,7 +122,9 @@ class EventQueue(Protocol):
 class BlobStore(Protocol):
     """Opaque bytes by key (GCS objects; local files)."""
 
-    async def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None: ...
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None: ...
 
     async def get(self, key: str) -> bytes: ...
 

@@ -2,7 +2,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-
 from cfp.domain.cron import parse_cron
 
 

@@ -159,8 +159,11 @@ def test_mermaid_draws_nodes_and_solid_or_dashed_edges():
     flow = build_flows(
         [
             Step("Create Order", type="api", config=api, emits=emits("order.created")),
-            Step("Process", subscribes=["order.created"],
-                 emits=emits("order.failed", label='says "no"', conditional=True)),
+            Step(
+                "Process",
+                subscribes=["order.created"],
+                emits=emits("order.failed", label='says "no"', conditional=True),
+            ),
             Step("Review", type="noop", virtual_subscribes=["order.failed"]),
         ]
     )["f"]

@@ -1,8 +1,7 @@
 import pytest
+from cfp.domain.routes import HTTP_METHODS, compile_route
 from hypothesis import given
 from hypothesis import strategies as st
-
-from cfp.domain.routes import HTTP_METHODS, compile_route
 
 
 def test_compiles_params_in_order():

@@ -1,7 +1,6 @@
 import pytest
-from pydantic import BaseModel
-
 from cfp.domain.schemas import SchemaValidator, to_json_schema
+from pydantic import BaseModel
 
 
 class Address(BaseModel):
@@ -70,7 +69,10 @@ def test_missing_property_points_at_its_object():
 
 
 def test_pointer_escapes_slash_and_tilde():
-    schema = {"type": "object", "properties": {"a/b": {"type": "string"}, "c~d": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"a/b": {"type": "string"}, "c~d": {"type": "string"}},
+    }
 
     errors = SchemaValidator(schema).errors({"a/b": 1, "c~d": 2})
 

@@ -1,6 +1,4 @@
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from cfp.domain.steps import (
     ApiStepConfig,
     ConfigKeyError,
@@ -15,6 +13,7 @@ from cfp.domain.steps import (
     parse_stream_config,
     validation_problems,
 )
+from pydantic import BaseModel, ValidationError
 
 
 class Body(BaseModel):
@@ -78,8 +77,12 @@ def test_full_event_config():
             "includeFiles": ["data/*.json"],
             "infrastructure": {
                 "handler": {"timeout": 5, "ram": 512, "cpu": 1},
-                "queue": {"type": "fifo", "maxRetries": 0, "visibilityTimeout": 30,
-                          "delaySeconds": 2.5},
+                "queue": {
+                    "type": "fifo",
+                    "maxRetries": 0,
+                    "visibilityTimeout": 30,
+                    "delaySeconds": 2.5,
+                },
             },
             "cfp": {"concurrency": 3},
         }
@@ -158,8 +161,14 @@ def test_unknown_key_in_an_emit_object():
         ({"emits": [5]}, "config.emits.0"),
         ({"emits": [{"label": "x"}]}, "config.emits.0.topic"),
         ({"emits": [{"topic": "a", "conditional": "yes"}]}, "config.emits.0.conditional"),
-        ({"infrastructure": {"queue": {"maxRetries": "3"}}}, "config.infrastructure.queue.maxRetries"),
-        ({"infrastructure": {"queue": {"maxRetries": -1}}}, "config.infrastructure.queue.maxRetries"),
+        (
+            {"infrastructure": {"queue": {"maxRetries": "3"}}},
+            "config.infrastructure.queue.maxRetries",
+        ),
+        (
+            {"infrastructure": {"queue": {"maxRetries": -1}}},
+            "config.infrastructure.queue.maxRetries",
+        ),
         ({"infrastructure": {"queue": {"type": "priority"}}}, "config.infrastructure.queue.type"),
         ({"infrastructure": {"handler": {"timeout": 0}}}, "config.infrastructure.handler.timeout"),
         ({"cfp": {"concurrency": 0}}, "config.cfp.concurrency"),

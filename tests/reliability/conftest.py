@@ -30,13 +30,28 @@ class CfpProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "CFP_RETRY_BASE_SECONDS": "0.05", "CFP_POLL_SECONDS": "0.05",
-               "CFP_LOG_LEVEL": "warn"}
+        env = {
+            **os.environ,
+            "CFP_RETRY_BASE_SECONDS": "0.05",
+            "CFP_POLL_SECONDS": "0.05",
+            "CFP_LOG_LEVEL": "warn",
+        }
         with log.open("ab") as sink:
             self.proc = subprocess.Popen(
-                [str(CFP), "start", "--project", str(project), "--data-dir", str(data_dir),
-                 "--port", str(self.port), *extra],
-                stdout=sink, stderr=subprocess.STDOUT, env=env,
+                [
+                    str(CFP),
+                    "start",
+                    "--project",
+                    str(project),
+                    "--data-dir",
+                    str(data_dir),
+                    "--port",
+                    str(self.port),
+                    *extra,
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         self.wait_ready()
 

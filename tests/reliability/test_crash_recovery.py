@@ -35,8 +35,10 @@ PROJECT = {
 def publish(client: httpx.Client, start: int, stop: int) -> int:
     accepted = 0
     for i in range(start, stop):
-        resp = client.post("/v1/projects/crash/envs/dev/events",
-                           json={"topic": "work", "data": {"i": i}, "id": f"evt-{i}"})
+        resp = client.post(
+            "/v1/projects/crash/envs/dev/events",
+            json={"topic": "work", "data": {"i": i}, "id": f"evt-{i}"},
+        )
         if resp.status_code != 202:
             break
         accepted += 1

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from cfp.domain.steps import DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, EmitSpec, QueueConfig
 from cfp.errors import ProjectInvalid
 from cfp.services.loader import load_project
@@ -65,7 +64,12 @@ def test_valid_project_loads_every_step_and_stream(copy_fixture):
     assert project.slug == "valid"
     assert project.warnings == []
     assert set(project.steps) == {
-        "CreateOrder", "GetOrder", "ProcessOrder", "Notify", "NightlyReport", "HumanReview"
+        "CreateOrder",
+        "GetOrder",
+        "ProcessOrder",
+        "Notify",
+        "NightlyReport",
+        "HumanReview",
     }
     assert [s.name for s in project.api_steps] == ["CreateOrder", "GetOrder"]
     assert [s.name for s in project.event_steps] == ["Notify", "ProcessOrder"]
@@ -74,7 +78,8 @@ def test_valid_project_loads_every_step_and_stream(copy_fixture):
     assert list(project.streams) == ["orders"]
     assert project.streams["orders"].file == "steps/orders_stream.py"
     assert project.streams["orders"].schema == {
-        "type": "object", "properties": {"status": {"type": "string"}}
+        "type": "object",
+        "properties": {"status": {"type": "string"}},
     }
     assert project.streams["orders"].can_access is None
 
@@ -137,7 +142,9 @@ def test_flows_of_a_loaded_project(copy_fixture):
     flows = load_project(copy_fixture("valid")).flows
 
     assert set(flows) == {"orders", "reports"}
-    orders = {(e["source"], e["target"], e["topic"], e["virtual"]) for e in flows["orders"]["edges"]}
+    orders = {
+        (e["source"], e["target"], e["topic"], e["virtual"]) for e in flows["orders"]["edges"]
+    }
     assert orders == {
         ("CreateOrder", "ProcessOrder", "order.created", False),
         ("ProcessOrder", "Notify", "order.processed", False),
@@ -163,7 +170,9 @@ async def test_loaded_handlers_run(copy_fixture):
 
 
 def test_slug_defaults_to_the_slugified_folder_name(tmp_path):
-    root = write(tmp_path / "My Shop_v2", {"steps/a_step.py": "config = {'type': 'noop', 'name': 'A'}\n"})
+    root = write(
+        tmp_path / "My Shop_v2", {"steps/a_step.py": "config = {'type': 'noop', 'name': 'A'}\n"}
+    )
 
     assert load_project(root).slug == "my-shop-v2"
     assert load_project(root, slug="shop").slug == "shop"
@@ -177,8 +186,13 @@ def test_motia_style_project_loads(copy_fixture):
 
     assert project.warnings == []
     assert set(project.steps) == {
-        "CreatePet", "ProcessFoodOrder", "StateAuditJob", "Notification",
-        "SendMessage", "HumanModerator", "DailyReport",
+        "CreatePet",
+        "ProcessFoodOrder",
+        "StateAuditJob",
+        "Notification",
+        "SendMessage",
+        "HumanModerator",
+        "DailyReport",
     }
     assert project.steps["DailyReport"].file == "src/reports/daily_report_step.py"
     assert project.steps["SendMessage"].file == "steps/chat/01-send-message_step.py"
@@ -293,7 +307,10 @@ def test_reload_sees_edited_added_and_removed_files(copy_fixture):
     helper.write_text(helper.read_text() + "\n\ndef added() -> int:\n    return 2\n")
     os.utime(helper, (1, 1))  # an mtime unlike the cached bytecode's, whatever the clock says
     (root / "steps/chat/human_moderator_step.py").unlink()
-    write(root, {"steps/extra_step.py": """
+    write(
+        root,
+        {
+            "steps/extra_step.py": """
         from .services.pet_store import added
 
         config = {"type": "event", "name": "Extra", "subscribes": ["notification"]}
@@ -301,7 +318,9 @@ def test_reload_sees_edited_added_and_removed_files(copy_fixture):
 
         async def handler(input, context):
             return added()
-        """})
+        """
+        },
+    )
     second = load_project(root)
 
     assert second.steps["Notification"].description == "Edited"
@@ -319,10 +338,10 @@ def test_same_second_edit_of_a_step_file_is_seen(copy_fixture, monkeypatch):
     load_project(root)
     stat = step.stat()
 
-    step.write_text(step.read_text().replace('"Notify"', '"Notyf"'))  # same size
+    step.write_text(step.read_text().replace('"Notify"', '"Notifz"'))  # same size
     os.utime(step, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
-    assert "Notyf" in load_project(root).steps
+    assert "Notifz" in load_project(root).steps
 
 
 def test_another_projects_modules_do_not_leak(tmp_path):
@@ -365,7 +384,9 @@ def test_invalid_project_reports_every_problem(copy_fixture):
         ("steps/broken_stream.py", "config.storage"),
         ("steps/broken_stream.py", "config.baseConfig"),
     } == found
-    assert info.value.message.startswith(f"project 'invalid-config' is invalid: {len(details)} problems")
+    assert info.value.message.startswith(
+        f"project 'invalid-config' is invalid: {len(details)} problems"
+    )
     assert "steps/bad_cron_step.py config.cron: invalid cron expression" in info.value.message
     assert info.value.status == 422 and info.value.code == "project_invalid"
     assert all(set(p) == {"file", "key", "message"} for p in details)
@@ -444,7 +465,8 @@ def test_each_kind_of_step_problem_names_its_file(tmp_path, source, key, message
     [
         ("config = {'name': 's', 'schema': {}}\n", "config.baseConfig", "required key is missing"),
         (
-            "config = {'name': 's', 'schema': {'type': 5}, 'baseConfig': {'storageType': 'default'}}\n",
+            "config = {'name': 's', 'schema': {'type': 5},\n"
+            "          'baseConfig': {'storageType': 'default'}}\n",
             "config.schema",
             "invalid JSON Schema",
         ),
@@ -468,13 +490,18 @@ def test_each_kind_of_stream_problem_names_its_file(tmp_path, source, key, messa
 
 
 def test_sync_can_access_is_allowed(tmp_path):
-    root = write(tmp_path / "p", {"steps/chat_stream.py": """
+    root = write(
+        tmp_path / "p",
+        {
+            "steps/chat_stream.py": """
         def can_access(subscription, auth_context):
             return auth_context.get("admin", False)
 
         config = {"name": "chat", "schema": {}, "baseConfig": {"storageType": "default"},
                   "canAccess": can_access}
-        """})
+        """
+        },
+    )
 
     assert load_project(root).streams["chat"].can_access(None, {"admin": True}) is True
 
@@ -496,12 +523,19 @@ def test_import_failures_are_problems_of_their_own_files(tmp_path):
     problems = {p["file"]: p for p in load_problems(root)}
 
     assert set(problems) == {
-        "steps/syntax_step.py", "steps/missing_dep_step.py", "steps/raises_step.py",
-        "steps/exits_step.py", "steps/relative_step.py", "steps/typo_step.py",
+        "steps/syntax_step.py",
+        "steps/missing_dep_step.py",
+        "steps/raises_step.py",
+        "steps/exits_step.py",
+        "steps/relative_step.py",
+        "steps/typo_step.py",
     }
     assert problems["steps/syntax_step.py"]["message"].startswith("import failed (line ")
     assert "SyntaxError" in problems["steps/syntax_step.py"]["message"]
-    assert "No module named 'not_a_real_module_xyz'" in problems["steps/missing_dep_step.py"]["message"]
+    assert (
+        "No module named 'not_a_real_module_xyz'"
+        in problems["steps/missing_dep_step.py"]["message"]
+    )
     assert problems["steps/raises_step.py"]["message"] == (
         "import failed (line 2): RuntimeError: database unreachable"
     )
@@ -542,19 +576,24 @@ def test_duplicates_are_problems_of_the_later_files(copy_fixture):
         ("steps/b/users_stream.py", "config.name"),
     ]
     assert "'GetUser' is already used by steps/a/get_user_step.py" in problems[0]["message"]
-    assert "GET /users/:userId/ is already served by steps/a/get_user_step.py (GET /users/:id)" in (
-        problems[1]["message"]
+    assert (
+        "GET /users/:userId/ is already served by steps/a/get_user_step.py (GET /users/:id)"
+        in (problems[1]["message"])
     )
     assert "'users' is already used by steps/a/users_stream.py" in problems[2]["message"]
 
 
 def test_same_path_with_another_method_is_not_a_duplicate(tmp_path):
-    root = write(tmp_path / "p", {
-        f"steps/{m.lower()}_step.py": f"""
+    root = write(
+        tmp_path / "p",
+        {
+            f"steps/{m.lower()}_step.py": f"""
         config = {{"type": "api", "name": "{m}", "path": "/items/:id", "method": "{m}"}}
         async def handler(req, context): pass
-        """ for m in ("GET", "PUT", "DELETE")
-    })
+        """
+            for m in ("GET", "PUT", "DELETE")
+        },
+    )
 
     assert len(load_project(root).api_steps) == 3
 
@@ -569,14 +608,26 @@ def test_dangling_topics_and_noop_handlers_are_warnings(copy_fixture):
     assert project.steps["Person"].handler is None
     assert [(w["file"], w["key"], w["message"]) for w in project.warnings] == [
         ("src/person_step.py", "handler", "noop steps are never called; this handler is ignored"),
-        ("src/start_step.py", "config.emits",
-         "topic 'nobody.listens' is emitted but no step subscribes to it"),
-        ("src/start_step.py", "config.virtualEmits",
-         "topic 'virtual.nobody' is emitted but no step subscribes to it"),
-        ("src/work_step.py", "config.subscribes",
-         "topic 'never.emitted' is subscribed to but no step emits it"),
-        ("src/work_step.py", "config.virtualSubscribes",
-         "topic 'virtual.never' is subscribed to but no step emits it"),
+        (
+            "src/start_step.py",
+            "config.emits",
+            "topic 'nobody.listens' is emitted but no step subscribes to it",
+        ),
+        (
+            "src/start_step.py",
+            "config.virtualEmits",
+            "topic 'virtual.nobody' is emitted but no step subscribes to it",
+        ),
+        (
+            "src/work_step.py",
+            "config.subscribes",
+            "topic 'never.emitted' is subscribed to but no step emits it",
+        ),
+        (
+            "src/work_step.py",
+            "config.virtualSubscribes",
+            "topic 'virtual.never' is subscribed to but no step emits it",
+        ),
     ]
 
 

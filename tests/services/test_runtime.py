@@ -6,10 +6,10 @@ import io
 import json
 
 import pytest
-
 from cfp.domain.documents import Filter
 from cfp.errors import ValidationFailed
 from cfp.services.runtime import Origin, StepFailed
+
 from tests.conftest import eventually
 
 CHAIN = {
@@ -41,8 +41,14 @@ CHAIN = {
 
 
 def api_req(body: object = None, **extra: object) -> dict:
-    return {"body": body, "headers": {}, "pathParams": {}, "queryParams": {}, "rawBody": "",
-            **extra}
+    return {
+        "body": body,
+        "headers": {},
+        "pathParams": {},
+        "queryParams": {},
+        "rawBody": "",
+        **extra,
+    }
 
 
 async def test_api_event_event_chain_with_state_and_trace(make_platform):
@@ -61,8 +67,9 @@ async def test_api_event_event_chain_with_state_and_trace(make_platform):
     assert middle["value"]["trace"] == origin.trace_id
     page = await state.list(p.scope.executions(), where=[Filter("trace_id", "==", origin.trace_id)])
     assert sorted(e["step"] for e in page.items) == ["Last", "Middle", "Start"]
-    assert all(e["status"] == "ok" and e["correlation_id"] == origin.correlation_id
-               for e in page.items)
+    assert all(
+        e["status"] == "ok" and e["correlation_id"] == origin.correlation_id for e in page.items
+    )
 
 
 MIDDLEWARE = {
@@ -238,10 +245,14 @@ async def test_retry_then_success_discards_failed_attempt_effects(make_platform)
     assert await p.documents.get(p.scope.state_item("effects", "j1-1")) is None
     assert await p.documents.get(p.scope.state_item("effects", "j1-2")) is None
     assert await p.documents.get(p.scope.state_item("effects", "j1-3")) is not None
-    page = await p.documents.list(p.scope.executions(), where=[Filter("step", "==", "Flaky")],
-                                  order_by="attempt")
-    assert [(e["attempt"], e["status"]) for e in page.items] == [(1, "error"), (2, "error"),
-                                                                 (3, "ok")]
+    page = await p.documents.list(
+        p.scope.executions(), where=[Filter("step", "==", "Flaky")], order_by="attempt"
+    )
+    assert [(e["attempt"], e["status"]) for e in page.items] == [
+        (1, "error"),
+        (2, "error"),
+        (3, "ok"),
+    ]
     assert page.items[0]["error"] == "RuntimeError: boom 1"
 
 
@@ -307,8 +318,10 @@ async def test_fifo_delivers_in_order_per_message_group_despite_retries(make_pla
     p = await make_platform(FIFO)
     from cfp.domain.events import Event
 
-    events = [Event(topic="entry", data={"group": f"g{i % 3}", "seq": i},
-                    message_group_id=f"g{i % 3}") for i in range(30)]
+    events = [
+        Event(topic="entry", data={"group": f"g{i % 3}", "seq": i}, message_group_id=f"g{i % 3}")
+        for i in range(30)
+    ]
     await p.queue.publish(events)
 
     async def complete():
@@ -386,8 +399,9 @@ SCHEMAS = {
 async def test_strict_mode_rejects_bad_api_body_with_pointers(make_platform):
     p = await make_platform(SCHEMAS, validation_mode="strict")
     with pytest.raises(ValidationFailed) as info:
-        await p.runtime.handle_api(p.project.steps["Typed"], api_req({"name": "x", "qty": "many"}),
-                                   Origin())
+        await p.runtime.handle_api(
+            p.project.steps["Typed"], api_req({"name": "x", "qty": "many"}), Origin()
+        )
     assert any(d["pointer"] == "/qty" for d in info.value.details)
 
 
@@ -430,13 +444,15 @@ async def test_redelivered_event_never_doubles_effects(make_platform):
 
 
 async def test_failed_api_handler_commits_nothing(make_platform):
-    files = {"steps/bad_step.py": """
+    files = {
+        "steps/bad_step.py": """
         config = {"type": "api", "name": "Bad", "path": "/bad", "method": "POST", "flows": ["f"]}
 
         async def handler(req, context):
             await context.state.set("bad", "k", 1)
             raise ValueError("nope")
-    """}
+    """
+    }
     p = await make_platform(files)
     with pytest.raises(StepFailed):
         await p.runtime.handle_api(p.project.steps["Bad"], api_req({}), Origin())
@@ -444,12 +460,14 @@ async def test_failed_api_handler_commits_nothing(make_platform):
 
 
 async def test_cron_tick_runs_once_per_scheduled_time(make_platform):
-    files = {"steps/tick_step.py": """
+    files = {
+        "steps/tick_step.py": """
         config = {"type": "cron", "name": "Tick", "cron": "* * * * * *", "flows": ["f"]}
 
         async def handler(context):
             await context.state.increment("ticks", "count")
-    """}
+    """
+    }
     p = await make_platform(files, start=False)
     await p.start()
     from cfp.ports import Schedule
@@ -463,7 +481,8 @@ async def test_cron_tick_runs_once_per_scheduled_time(make_platform):
 
 
 async def _executions(p, prefix: str, n: int):
-    page = await p.documents.list(p.scope.executions(), where=[Filter("status", "==", "ok")],
-                                  limit=500)
+    page = await p.documents.list(
+        p.scope.executions(), where=[Filter("status", "==", "ok")], limit=500
+    )
     items = [e for e in page.items if str(e["event_id"]).startswith(prefix)]
     return items if len(items) >= n else None

@@ -25,20 +25,33 @@ R = "/v1/projects/{project}/envs/{env}"
 async def index(request: Request) -> JSONResponse:
     p: Platform = request.app.state.platform
     base = f"/v1/projects/{p.project.slug}/envs/{p.scope.env}"
-    return JSONResponse({
-        "name": "CFP — Coditect Flow Platform",
-        "project": p.project.slug,
-        "env": p.scope.env,
-        "surfaces": {
-            "health": "/health", "ready": "/ready", "metrics": "/metrics",
-            "projects": "/v1/projects", "flows": f"{base}/flows", "steps": f"{base}/steps",
-            "traces": f"{base}/traces", "logs": f"{base}/logs", "state": f"{base}/state",
-            "dead_letters": f"{base}/dead-letters", "events": f"{base}/events",
-            "settings": f"{base}/settings", "websocket": f"{base}/ws",
-        },
-        "api_steps": [{"step": s.name, "method": s.route.method, "path": s.route.path}
-                      for s in p.project.api_steps if s.route],
-    })
+    return JSONResponse(
+        {
+            "name": "CFP — Coditect Flow Platform",
+            "project": p.project.slug,
+            "env": p.scope.env,
+            "surfaces": {
+                "health": "/health",
+                "ready": "/ready",
+                "metrics": "/metrics",
+                "projects": "/v1/projects",
+                "flows": f"{base}/flows",
+                "steps": f"{base}/steps",
+                "traces": f"{base}/traces",
+                "logs": f"{base}/logs",
+                "state": f"{base}/state",
+                "dead_letters": f"{base}/dead-letters",
+                "events": f"{base}/events",
+                "settings": f"{base}/settings",
+                "websocket": f"{base}/ws",
+            },
+            "api_steps": [
+                {"step": s.name, "method": s.route.method, "path": s.route.path}
+                for s in p.project.api_steps
+                if s.route
+            ],
+        }
+    )
 
 
 async def health(request: Request) -> JSONResponse:
@@ -49,8 +62,9 @@ async def ready(request: Request) -> JSONResponse:
     p: Platform = request.app.state.platform
     if not p.runtime.started:
         return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse({"status": "ready", "project": p.project.slug,
-                         "steps": len(p.project.steps)})
+    return JSONResponse(
+        {"status": "ready", "project": p.project.slug, "steps": len(p.project.steps)}
+    )
 
 
 async def metrics(request: Request) -> Response:
@@ -58,8 +72,9 @@ async def metrics(request: Request) -> Response:
     for step, counts in (await p.queue.stats()).items():
         for state, value in counts.items():
             p.metrics.queue_depth.labels(step, state).set(value)
-    return Response(generate_latest(p.metrics.registry),
-                    media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(
+        generate_latest(p.metrics.registry), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 def routes(platform: Platform) -> list[BaseRoute]:
@@ -92,8 +107,9 @@ def routes(platform: Platform) -> list[BaseRoute]:
     ]
     for step in platform.project.api_steps:
         if step.route is not None:
-            table.append(Route(step.route.starlette_path, step_endpoint(step),
-                               methods=[step.route.method]))
+            table.append(
+                Route(step.route.starlette_path, step_endpoint(step), methods=[step.route.method])
+            )
     return table
 
 
@@ -110,8 +126,10 @@ def create_app(platform: Platform, *, consume: bool = True) -> Starlette:
 
     app = Starlette(
         routes=routes(platform),
-        middleware=[Middleware(RequestIds),
-                    Middleware(BodyLimit, limit=platform.settings.max_body_bytes)],
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(BodyLimit, limit=platform.settings.max_body_bytes),
+        ],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -27,8 +27,9 @@ class ErrorEnvelope(BaseModel):
 
 def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
     body = ErrorEnvelope(
-        error=ErrorBody(code=code, message=message, details=details,
-                        correlation_id=correlation_var.get())
+        error=ErrorBody(
+            code=code, message=message, details=details, correlation_id=correlation_var.get()
+        )
     )
     return JSONResponse(json.loads(body.model_dump_json()), status_code=status)
 

@@ -29,8 +29,11 @@ class RequestIds:
             correlation = new_correlation_id()
         parsed = parse_traceparent(headers.get(TRACEPARENT, b"").decode("latin-1"))
         trace_id = parsed[0] if parsed else new_trace_id()
-        traceparent = (headers.get(TRACEPARENT, b"").decode("latin-1").strip().lower()
-                       if parsed else make_traceparent(trace_id))
+        traceparent = (
+            headers.get(TRACEPARENT, b"").decode("latin-1").strip().lower()
+            if parsed
+            else make_traceparent(trace_id)
+        )
         scope.setdefault("state", {})
         scope["state"]["correlation_id"] = correlation
         scope["state"]["trace_id"] = trace_id
@@ -39,10 +42,15 @@ class RequestIds:
 
         async def send_with_ids(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = [(k, v) for k, v in message.get("headers", [])
-                       if k.lower() not in (CORRELATION, TRACEPARENT)]
-                raw += [(CORRELATION, correlation.encode("latin-1")),
-                        (TRACEPARENT, traceparent.encode("latin-1"))]
+                raw = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in (CORRELATION, TRACEPARENT)
+                ]
+                raw += [
+                    (CORRELATION, correlation.encode("latin-1")),
+                    (TRACEPARENT, traceparent.encode("latin-1")),
+                ]
                 message = {**message, "headers": raw}
             await send(message)
 
@@ -87,13 +95,26 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         state = scope.get("state") or {}
-        body = json.dumps({"error": {
-            "code": "payload_too_large",
-            "message": f"request body is larger than the limit of {self.limit} bytes",
-            "details": {"limit": self.limit}, "correlation_id": state.get("correlation_id"),
-        }}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"request body is larger than the limit of {self.limit} bytes",
+                    "details": {"limit": self.limit},
+                    "correlation_id": state.get("correlation_id"),
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -24,7 +24,7 @@ class EventIn(BaseModel):
     topic: str = Field(min_length=1)
     data: Any = None
     id: str | None = Field(default=None, min_length=1, max_length=200)
-    messageGroupId: str | None = None  # noqa: N815 — Motia's spelling on the wire
+    messageGroupId: str | None = None
 
 
 class EventAccepted(BaseModel):
@@ -49,19 +49,25 @@ def platform(request: Request) -> Platform:
     served: Platform = request.app.state.platform
     params = request.path_params
     if "project" in params and params["project"] != served.project.slug:
-        raise NotFound(f"project {params['project']!r} is not served here",
-                       details={"served": served.project.slug})
+        raise NotFound(
+            f"project {params['project']!r} is not served here",
+            details={"served": served.project.slug},
+        )
     if "env" in params and params["env"] != served.scope.env:
-        raise NotFound(f"environment {params['env']!r} is not served here",
-                       details={"served": served.scope.env})
+        raise NotFound(
+            f"environment {params['env']!r} is not served here",
+            details={"served": served.scope.env},
+        )
     return served
 
 
 def page_args(request: Request, default: int = 50) -> tuple[int, str | None]:
     raw = request.query_params.get("limit", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}",
-                         details={"parameter": "limit"})
+        raise BadRequest(
+            f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}",
+            details={"parameter": "limit"},
+        )
     return int(raw), request.query_params.get("cursor") or None
 
 
@@ -79,14 +85,19 @@ async def read_json(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [{"pointer": "/" + "/".join(str(p) for p in err["loc"]), "message": err["msg"]}
-                   for err in exc.errors()]
+        details = [
+            {"pointer": "/" + "/".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in exc.errors()
+        ]
         raise ValidationFailed("request body is invalid", details=details) from None
 
 
 def _step_summary(step: Any) -> dict[str, Any]:
     return {
-        "name": step.name, "type": step.type, "file": step.file, "flows": step.flows,
+        "name": step.name,
+        "type": step.type,
+        "file": step.file,
+        "flows": step.flows,
         "description": getattr(step.config, "description", None),
         "subscribes": step.subscribes,
         "emits": [e.model_dump() for e in step.emits],
@@ -94,24 +105,39 @@ def _step_summary(step: Any) -> dict[str, Any]:
         "method": step.route.method if step.route else None,
         "cron": step.cron.expression if step.cron else None,
         "queue": step.queue.model_dump() if step.type == "event" else None,
-        "timeout": step.timeout, "concurrency": step.concurrency,
-        "input_schema": step.input_schema, "body_schema": step.body_schema,
+        "timeout": step.timeout,
+        "concurrency": step.concurrency,
+        "input_schema": step.input_schema,
+        "body_schema": step.body_schema,
         "response_schemas": {str(k): v for k, v in step.response_schemas.items()},
     }
 
 
 async def list_projects(request: Request) -> JSONResponse:
     served: Platform = request.app.state.platform
-    return listing([{"slug": served.project.slug, "envs": [served.scope.env],
-                     "steps": len(served.project.steps), "streams": len(served.project.streams)}],
-                   None)
+    return listing(
+        [
+            {
+                "slug": served.project.slug,
+                "envs": [served.scope.env],
+                "steps": len(served.project.steps),
+                "streams": len(served.project.streams),
+            }
+        ],
+        None,
+    )
 
 
 async def list_flows(request: Request) -> JSONResponse:
     p = platform(request)
     flows = build_flows(p.project.steps.values())
-    return listing([{"name": f["name"], "steps": len(f["nodes"]), "edges": len(f["edges"])}
-                    for f in flows.values()], None)
+    return listing(
+        [
+            {"name": f["name"], "steps": len(f["nodes"]), "edges": len(f["edges"])}
+            for f in flows.values()
+        ],
+        None,
+    )
 
 
 async def get_flow(request: Request) -> JSONResponse:
@@ -131,10 +157,12 @@ async def list_steps(request: Request) -> JSONResponse:
 async def list_traces(request: Request) -> JSONResponse:
     p = platform(request)
     limit, cursor = page_args(request)
-    page = await p.documents.list(p.scope.traces(), order_by="started_at", descending=True,
-                                  limit=limit, cursor=cursor)
-    return listing([{k: v for k, v in t.items() if k != "_id"} for t in page.items],
-                   page.next_cursor)
+    page = await p.documents.list(
+        p.scope.traces(), order_by="started_at", descending=True, limit=limit, cursor=cursor
+    )
+    return listing(
+        [{k: v for k, v in t.items() if k != "_id"} for t in page.items], page.next_cursor
+    )
 
 
 async def get_trace(request: Request) -> JSONResponse:
@@ -143,8 +171,13 @@ async def get_trace(request: Request) -> JSONResponse:
     executions = []
     cursor = None
     while True:
-        page = await p.documents.list(p.scope.executions(), where=[Filter("trace_id", "==",
-                                      trace_id)], order_by="started_at", limit=500, cursor=cursor)
+        page = await p.documents.list(
+            p.scope.executions(),
+            where=[Filter("trace_id", "==", trace_id)],
+            order_by="started_at",
+            limit=500,
+            cursor=cursor,
+        )
         executions += [{k: v for k, v in e.items() if k != "_id"} for e in page.items]
         cursor = page.next_cursor
         if not cursor:
@@ -164,10 +197,12 @@ async def get_logs(request: Request) -> JSONResponse:
     level = q.get("level")
     if level and level not in ("debug", "info", "warn", "error"):
         raise BadRequest(f"level must be debug, info, warn or error, got {level!r}")
-    page = await p.logbook.query(trace_id=q.get("trace_id"), step=q.get("step"), level=level,
-                                 limit=limit, cursor=cursor)
-    return listing([{k: v for k, v in line.items() if k != "_id"} for line in page.items],
-                   page.next_cursor)
+    page = await p.logbook.query(
+        trace_id=q.get("trace_id"), step=q.get("step"), level=level, limit=limit, cursor=cursor
+    )
+    return listing(
+        [{k: v for k, v in line.items() if k != "_id"} for line in page.items], page.next_cursor
+    )
 
 
 async def list_state_groups(request: Request) -> JSONResponse:
@@ -180,10 +215,12 @@ async def list_state_groups(request: Request) -> JSONResponse:
 async def get_state_group(request: Request) -> JSONResponse:
     p = platform(request)
     limit, cursor = page_args(request)
-    page = await p.documents.list(p.scope.state_items(request.path_params["group"]),
-                                  limit=limit, cursor=cursor)
-    return listing([{"key": raw_id(d["_id"]), "value": d.get("value")} for d in page.items],
-                   page.next_cursor)
+    page = await p.documents.list(
+        p.scope.state_items(request.path_params["group"]), limit=limit, cursor=cursor
+    )
+    return listing(
+        [{"key": raw_id(d["_id"]), "value": d.get("value")} for d in page.items], page.next_cursor
+    )
 
 
 async def get_state_item(request: Request) -> JSONResponse:
@@ -206,10 +243,12 @@ async def get_stream_group(request: Request) -> JSONResponse:
     p = platform(request)
     name = _stream_name(p, request)
     limit, cursor = page_args(request)
-    page = await p.documents.list(p.scope.stream_items(name, request.path_params["group"]),
-                                  limit=limit, cursor=cursor)
-    return listing([{k: v for k, v in d.items() if k != "_id"} for d in page.items],
-                   page.next_cursor)
+    page = await p.documents.list(
+        p.scope.stream_items(name, request.path_params["group"]), limit=limit, cursor=cursor
+    )
+    return listing(
+        [{k: v for k, v in d.items() if k != "_id"} for d in page.items], page.next_cursor
+    )
 
 
 async def get_stream_item(request: Request) -> JSONResponse:
@@ -225,9 +264,12 @@ async def get_stream_item(request: Request) -> JSONResponse:
 async def list_dead_letters(request: Request) -> JSONResponse:
     p = platform(request)
     limit, cursor = page_args(request)
-    page = await p.queue.list_dead_letters(step=request.query_params.get("step"),
-                                           topic=request.query_params.get("topic"),
-                                           limit=limit, cursor=cursor)
+    page = await p.queue.list_dead_letters(
+        step=request.query_params.get("step"),
+        topic=request.query_params.get("topic"),
+        limit=limit,
+        cursor=cursor,
+    )
     return listing(page.items, page.next_cursor)
 
 
@@ -253,8 +295,9 @@ async def replay_dead_letters(request: Request) -> JSONResponse:
     p = platform(request)
     body = await read_json(request, ReplayIn) if await request.body() else ReplayIn()
     count = await p.queue.replay(ids=body.ids, step=body.step, topic=body.topic)
-    p.logbook.log("info", f"{count} dead letters replayed",
-                  {"step": body.step, "topic": body.topic})
+    p.logbook.log(
+        "info", f"{count} dead letters replayed", {"step": body.step, "topic": body.topic}
+    )
     return JSONResponse({"replayed": count}, status_code=202)
 
 
@@ -263,10 +306,12 @@ async def post_event(request: Request) -> JSONResponse:
     body: EventIn = await read_json(request, EventIn)
     state = request.scope["state"]
     origin = Origin(state["trace_id"], state["correlation_id"], state["traceparent"])
-    event = await p.runtime.ingest(body.topic, body.data, origin, event_id=body.id,
-                                   message_group_id=body.messageGroupId)
-    return JSONResponse(EventAccepted(event_id=event.id, trace_id=event.trace_id).model_dump(),
-                        status_code=202)
+    event = await p.runtime.ingest(
+        body.topic, body.data, origin, event_id=body.id, message_group_id=body.messageGroupId
+    )
+    return JSONResponse(
+        EventAccepted(event_id=event.id, trace_id=event.trace_id).model_dump(), status_code=202
+    )
 
 
 async def get_settings(request: Request) -> JSONResponse:

@@ -9,9 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cfp.api.errors import envelope
 from cfp.errors import BadRequest
 from cfp.services.loader import StepDef
-from cfp.services.runtime import Origin
+from cfp.services.runtime import Origin, StepFailed
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -48,7 +49,10 @@ def step_endpoint(step: StepDef) -> Endpoint:
         state = request.scope["state"]
         origin = Origin(state["trace_id"], state["correlation_id"], state["traceparent"])
         platform = request.app.state.platform
-        result = await platform.runtime.handle_api(step, req, origin)
+        try:
+            result = await platform.runtime.handle_api(step, req, origin)
+        except StepFailed as exc:
+            return envelope(500, "step_failed", f"step {step.name} failed: {exc.error}")
         headers = {"x-trace-id": origin.trace_id, **result.headers}
         if isinstance(result.body, bytes | str) and "content-type" in {
             k.lower() for k in result.headers

@@ -32,8 +32,9 @@ async def _snapshot(platform: Platform, stream: str, group: str, item: str | Non
         return await platform.documents.get(scope.stream_item(stream, group, item))
     items, cursor = [], None
     while True:
-        page = await platform.documents.list(scope.stream_items(stream, group), limit=500,
-                                             cursor=cursor)
+        page = await platform.documents.list(
+            scope.stream_items(stream, group), limit=500, cursor=cursor
+        )
         items += [{k: v for k, v in d.items() if k != "_id"} for d in page.items]
         cursor = page.next_cursor
         if not cursor:
@@ -48,8 +49,10 @@ async def stream_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     subscriber = Subscriber()
-    auth = {"headers": {k.lower(): v for k, v in websocket.headers.items()},
-            "query": dict(websocket.query_params)}
+    auth = {
+        "headers": {k.lower(): v for k, v in websocket.headers.items()},
+        "query": dict(websocket.query_params),
+    }
     untails: dict[str, Any] = {}
 
     async def pump() -> None:
@@ -63,14 +66,22 @@ async def stream_socket(websocket: WebSocket) -> None:
             try:
                 message = json.loads(await websocket.receive_text())
             except ValueError:
-                subscriber.offer({"type": "error", "error": {"code": "bad_request",
-                                  "message": "messages are JSON objects"}})
+                subscriber.offer(
+                    {
+                        "type": "error",
+                        "error": {"code": "bad_request", "message": "messages are JSON objects"},
+                    }
+                )
                 continue
             try:
                 await _handle(platform, subscriber, message, auth, untails)
             except CfpError as exc:
-                subscriber.offer({"type": "error", "error": {"code": exc.code,
-                                  "message": exc.message, "details": exc.details}})
+                subscriber.offer(
+                    {
+                        "type": "error",
+                        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+                    }
+                )
     except WebSocketDisconnect:
         pass
     finally:
@@ -82,8 +93,9 @@ async def stream_socket(websocket: WebSocket) -> None:
             untail()
 
 
-async def _handle(platform: Platform, subscriber: Subscriber, message: Any, auth: Any,
-                  untails: dict[str, Any]) -> None:
+async def _handle(
+    platform: Platform, subscriber: Subscriber, message: Any, auth: Any, untails: dict[str, Any]
+) -> None:
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         raise CfpError("messages are {'type': ..., 'data': {...}}", code="bad_request")
     kind, data = message.get("type"), message["data"]
@@ -100,14 +112,25 @@ async def _handle(platform: Platform, subscriber: Subscriber, message: Any, auth
             platform.hub.leave(subscriber, stream, group, item)
             return
         if not await _allowed(platform, stream, {"groupId": group, "id": item}, auth):
-            subscriber.offer({"type": "error", "subscriptionId": sub_id, "streamName": stream,
-                              "groupId": group, "id": item, "error": {
-                                  "code": "forbidden", "message": "canAccess refused this join"}})
+            subscriber.offer(
+                {
+                    "type": "error",
+                    "subscriptionId": sub_id,
+                    "streamName": stream,
+                    "groupId": group,
+                    "id": item,
+                    "error": {"code": "forbidden", "message": "canAccess refused this join"},
+                }
+            )
             return
         platform.hub.join(subscriber, stream, group, item)
         snapshot = await _snapshot(platform, stream, group, item)
-        reply = {"streamName": stream, "groupId": group, "subscriptionId": sub_id,
-                 "event": {"type": "sync", "data": snapshot}}
+        reply = {
+            "streamName": stream,
+            "groupId": group,
+            "subscriptionId": sub_id,
+            "event": {"type": "sync", "data": snapshot},
+        }
         if item is not None:
             reply["id"] = item
         subscriber.offer(reply)
@@ -116,17 +139,28 @@ async def _handle(platform: Platform, subscriber: Subscriber, message: Any, auth
 
         def listener(line: dict[str, Any]) -> None:
             if all(line.get(k) == v for k, v in filters.items()):
-                subscriber.offer({"streamName": "__logs", "subscriptionId": sub_id,
-                                  "event": {"type": "log", "data": line}})
+                subscriber.offer(
+                    {
+                        "streamName": "__logs",
+                        "subscriptionId": sub_id,
+                        "event": {"type": "log", "data": line},
+                    }
+                )
 
         if sub_id in untails:
             untails.pop(sub_id)()
         untails[sub_id] = platform.logbook.tail(listener)
-        subscriber.offer({"streamName": "__logs", "subscriptionId": sub_id,
-                          "event": {"type": "sync", "data": []}})
+        subscriber.offer(
+            {
+                "streamName": "__logs",
+                "subscriptionId": sub_id,
+                "event": {"type": "sync", "data": []},
+            }
+        )
     elif kind == "untail":
         if sub_id in untails:
             untails.pop(sub_id)()
     else:
-        raise CfpError(f"unknown message type {kind!r}; use join, leave, tail or untail",
-                       code="bad_request")
+        raise CfpError(
+            f"unknown message type {kind!r}; use join, leave, tail or untail", code="bad_request"
+        )

@@ -13,17 +13,22 @@ from urllib.parse import quote, unquote
 ABSENT: Any = object()  # compare-and-set expectation "the document does not exist"
 
 
+EMPTY_ID = "%"  # the empty string's id: quote() never yields a lone '%', so nothing collides
+
+
 def doc_id(raw: str) -> str:
     """Escape an arbitrary string into one path segment (no '/', never '.', '..' or '__x')."""
     escaped = quote(str(raw), safe="@:+=")
-    if escaped in {".", ".."} or escaped.startswith("__") or not escaped:
-        escaped = f"%{ord(escaped[0]):02X}{escaped[1:]}" if escaped else "%00"
+    if not escaped:
+        return EMPTY_ID
+    if escaped in {".", ".."} or escaped.startswith("__"):
+        escaped = f"%{ord(escaped[0]):02X}{escaped[1:]}"
     return escaped
 
 
 def raw_id(escaped: str) -> str:
     """Inverse of `doc_id`."""
-    return unquote(escaped)
+    return "" if escaped == EMPTY_ID else unquote(escaped)
 
 
 def parent(path: str) -> tuple[str, str]:

@@ -98,7 +98,10 @@ def topic_warnings(steps: Iterable[FlowStep]) -> list[dict[str, Any]]:
     subscribed = {t for s in steps for t in [*s.subscribes, *s.virtual_subscribes]}
     warnings = []
     for step in steps:
-        for key, specs in (("config.emits", step.emits), ("config.virtualEmits", step.virtual_emits)):
+        for key, specs in (
+            ("config.emits", step.emits),
+            ("config.virtualEmits", step.virtual_emits),
+        ):
             for spec in specs:
                 if spec.topic not in subscribed:
                     warnings.append(
@@ -125,7 +128,12 @@ def topic_warnings(steps: Iterable[FlowStep]) -> list[dict[str, Any]]:
     return warnings
 
 
-_SHAPES = {"api": ('(["', '"])'), "event": ('["', '"]'), "cron": ('(("', '"))'), "noop": ('{{"', '"}}')}
+_SHAPES = {
+    "api": ('(["', '"])'),
+    "event": ('["', '"]'),
+    "cron": ('(("', '"))'),
+    "noop": ('{{"', '"}}'),
+}
 
 
 def _mermaid_text(text: str) -> str:

@@ -20,7 +20,9 @@ class Scope:
 
     @property
     def root(self) -> str:
-        return f"tenants/{doc_id(self.tenant)}/projects/{doc_id(self.project)}/envs/{doc_id(self.env)}"
+        return (
+            f"tenants/{doc_id(self.tenant)}/projects/{doc_id(self.project)}/envs/{doc_id(self.env)}"
+        )
 
     def state_groups(self) -> str:
         return f"{self.root}/state"

@@ -1,4 +1,4 @@
-"""Step schemas: JSON Schema (Draft 2020-12) dicts or pydantic model classes, normalised to dicts."""
+"""Step schemas: JSON Schema (Draft 2020-12) dicts or pydantic model classes, as dicts."""
 
 from __future__ import annotations
 

@@ -158,9 +158,7 @@ class ApiStepConfig(StepConfig):
     bodySchema: JsonSchema | None = None
     responseSchema: ResponseSchemas = Field(default_factory=dict)
     queryParams: list[QueryParam] = Field(default_factory=list)
-    middleware: Annotated[list[Any], AfterValidator(_async_callables)] = Field(
-        default_factory=list
-    )
+    middleware: Annotated[list[Any], AfterValidator(_async_callables)] = Field(default_factory=list)
     includeFiles: list[str] = Field(default_factory=list)
     cfp: CfpOptions = Field(default_factory=CfpOptions)
 

@@ -99,8 +99,8 @@ async def _read_collection(
                 break
     prefix = collection + "/"
     for path, doc in txn.overlay.items():
-        if path.startswith(prefix) and "/" not in path[len(prefix):]:
-            ident = path[len(prefix):]
+        if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+            ident = path[len(prefix) :]
             if doc is _DELETED:
                 docs.pop(ident, None)
             else:
@@ -155,7 +155,7 @@ class State:
         docs = await _read_collection(self._documents, self._txn, self._scope.state_items(group))
         return [copy.deepcopy(docs[k].get("value")) for k in sorted(docs, key=raw_id)]
 
-    getGroup = get_group  # noqa: N815 — Motia's TypeScript spelling
+    getGroup = get_group
 
     async def increment(self, group: str, key: str, by: int | float = 1) -> int | float:
         """Add `by` atomically (applied at commit); returns the value as this attempt sees it."""
@@ -259,7 +259,7 @@ class Stream:
         )
         return [copy.deepcopy(docs[k]) for k in sorted(docs, key=raw_id)]
 
-    getGroup = get_group  # noqa: N815 — Motia's TypeScript spelling
+    getGroup = get_group
 
     async def send(self, channel: dict[str, Any], event: dict[str, Any]) -> None:
         """An ephemeral event to a group's (or one item's) subscribers; nothing is stored."""
@@ -269,8 +269,13 @@ class Stream:
             raise BadRequest("streams.send: event must be {'type': ..., 'data': ...}")
         self._send_now(
             StreamChange(
-                self.name, str(channel["groupId"]), channel.get("id"),
-                {"type": "event", "event": {"type": event["type"], "data": plain(event.get("data"))}},
+                self.name,
+                str(channel["groupId"]),
+                channel.get("id"),
+                {
+                    "type": "event",
+                    "event": {"type": event["type"], "data": plain(event.get("data"))},
+                },
             )
         )
 
@@ -321,7 +326,7 @@ class FlowContext:
     ) -> None:
         self.step = step
         self.trace_id = trace_id
-        self.traceId = trace_id  # noqa: N815 — Motia's TypeScript spelling
+        self.traceId = trace_id
         self.flows = flows
         self.state = state
         self.streams = streams

@@ -420,7 +420,9 @@ def _import_error(exc: BaseException, path: Path) -> str:
     if isinstance(exc, SyntaxError) and exc.lineno:
         where = f" (line {exc.lineno})"
     else:
-        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        lines = [
+            f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)
+        ]
         if lines:
             where = f" (line {lines[-1]})"
     detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
@@ -475,9 +477,7 @@ def _build_step(
         body_schema=getattr(config, "bodySchema", None),
         response_schemas=dict(getattr(config, "responseSchema", {})),
         route=(
-            compile_route(config.method, config.path)
-            if isinstance(config, ApiStepConfig)
-            else None
+            compile_route(config.method, config.path) if isinstance(config, ApiStepConfig) else None
         ),
         cron=parse_cron(config.cron) if isinstance(config, CronStepConfig) else None,
         queue=queue,
@@ -497,8 +497,11 @@ def _check_handler(
     if kind == "noop":
         if handler is not None:
             warnings.append(
-                {"file": rel, "key": "handler", "message": "noop steps are never called; "
-                 "this handler is ignored"}
+                {
+                    "file": rel,
+                    "key": "handler",
+                    "message": "noop steps are never called; this handler is ignored",
+                }
             )
         return
     params = _HANDLER_PARAMS.get(kind) if isinstance(kind, str) else None

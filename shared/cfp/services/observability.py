@@ -120,7 +120,11 @@ class LogBook:
             if value
         ]
         return await self.documents.list(
-            self.scope.logs(), where=where, order_by="ts", descending=True, limit=limit,
+            self.scope.logs(),
+            where=where,
+            order_by="ts",
+            descending=True,
+            limit=limit,
             cursor=cursor,
         )
 
@@ -158,14 +162,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.executions = Counter(
-            "cfp_step_executions", "Step executions by outcome", ["step", "status"],
+            "cfp_step_executions",
+            "Step executions by outcome",
+            ["step", "status"],
             registry=self.registry,
         )
         self.errors = Counter(
             "cfp_step_errors", "Failed step attempts", ["step"], registry=self.registry
         )
         self.latency = Histogram(
-            "cfp_step_duration_seconds", "Step handler duration", ["step"],
+            "cfp_step_duration_seconds",
+            "Step handler duration",
+            ["step"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
@@ -173,6 +181,8 @@ class Metrics:
             "cfp_step_in_flight", "Executions running now", ["step"], registry=self.registry
         )
         self.queue_depth = Gauge(
-            "cfp_queue_depth", "Deliveries waiting, running or dead", ["step", "state"],
+            "cfp_queue_depth",
+            "Deliveries waiting, running or dead",
+            ["step", "state"],
             registry=self.registry,
         )

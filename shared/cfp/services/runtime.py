@@ -142,8 +142,11 @@ class Runtime:
             for topic in topics:
                 subs.append(
                     Subscription(
-                        topic=topic, step=step.name, fifo=q.type == "fifo",
-                        max_retries=q.maxRetries, visibility_timeout=q.visibilityTimeout,
+                        topic=topic,
+                        step=step.name,
+                        fifo=q.type == "fifo",
+                        max_retries=q.maxRetries,
+                        visibility_timeout=q.visibilityTimeout,
                         delay_seconds=q.delaySeconds,
                     )
                 )
@@ -232,8 +235,14 @@ class Runtime:
 
     # -- one attempt --------------------------------------------------------------------
 
-    def _context(self, step: StepDef, origin: Origin, txn: Transaction, event_id: str,
-                 auth_context: Any = None) -> FlowContext:
+    def _context(
+        self,
+        step: StepDef,
+        origin: Origin,
+        txn: Transaction,
+        event_id: str,
+        auth_context: Any = None,
+    ) -> FlowContext:
         allowed = {e.topic for e in step.emits}
         counter = iter(range(1_000_000))
 
@@ -248,9 +257,13 @@ class Runtime:
                 return
             txn.emits.append(
                 Event(
-                    topic=topic, data=data, id=derived_event_id(event_id, step.name, next(counter)),
-                    trace_id=origin.trace_id, correlation_id=origin.correlation_id,
-                    traceparent=make_traceparent(origin.trace_id), message_group_id=group,
+                    topic=topic,
+                    data=data,
+                    id=derived_event_id(event_id, step.name, next(counter)),
+                    trace_id=origin.trace_id,
+                    correlation_id=origin.correlation_id,
+                    traceparent=make_traceparent(origin.trace_id),
+                    message_group_id=group,
                     source_step=step.name,
                 )
             )
@@ -258,14 +271,23 @@ class Runtime:
         def stream(name: str) -> Stream:
             return Stream(name, self.documents, self.scope, txn, self._check_stream, self.hub.send)
 
-        fields = {"step": step.name, "trace_id": origin.trace_id, "flows": step.flows,
-                  "correlation_id": origin.correlation_id}
+        fields = {
+            "step": step.name,
+            "trace_id": origin.trace_id,
+            "flows": step.flows,
+            "correlation_id": origin.correlation_id,
+        }
         return FlowContext(
-            step=step.name, trace_id=origin.trace_id, flows=step.flows, emit=emit,
+            step=step.name,
+            trace_id=origin.trace_id,
+            flows=step.flows,
+            emit=emit,
             state=State(self.documents, self.scope, txn),
             streams=Streams(stream, set(self.project.streams)),
-            logger=StepLogger(self.logbook, fields), correlation_id=origin.correlation_id,
-            traceparent=origin.traceparent, auth_context=auth_context,
+            logger=StepLogger(self.logbook, fields),
+            correlation_id=origin.correlation_id,
+            traceparent=origin.traceparent,
+            auth_context=auth_context,
         )
 
     async def _attempt(
@@ -291,8 +313,17 @@ class Runtime:
             self.metrics.in_flight.labels(step.name).dec()
             self.metrics.latency.labels(step.name).observe(time.perf_counter() - started)
 
-    def _execution(self, step: StepDef, event_id: str, origin: Origin, attempt: int, status: str,
-                   started: float, error: str | None = None, topic: str | None = None) -> SetDoc:
+    def _execution(
+        self,
+        step: StepDef,
+        event_id: str,
+        origin: Origin,
+        attempt: int,
+        status: str,
+        started: float,
+        error: str | None = None,
+        topic: str | None = None,
+    ) -> SetDoc:
         ended = self.clock()
         ident = doc_id(f"{step.name}:{event_id}:{attempt}")
         self.metrics.executions.labels(step.name, status).inc()
@@ -301,11 +332,19 @@ class Runtime:
         return SetDoc(
             f"{self.scope.executions()}/{ident}",
             {
-                "id": ident, "step": step.name, "type": step.type, "event_id": event_id,
-                "topic": topic, "trace_id": origin.trace_id,
-                "correlation_id": origin.correlation_id, "status": status, "attempt": attempt,
-                "started_at": started, "ended_at": ended,
-                "latency_ms": round((ended - started) * 1000, 3), "error": error,
+                "id": ident,
+                "step": step.name,
+                "type": step.type,
+                "event_id": event_id,
+                "topic": topic,
+                "trace_id": origin.trace_id,
+                "correlation_id": origin.correlation_id,
+                "status": status,
+                "attempt": attempt,
+                "started_at": started,
+                "ended_at": ended,
+                "latency_ms": round((ended - started) * 1000, 3),
+                "error": error,
             },
         )
 
@@ -313,15 +352,29 @@ class Runtime:
         now = self.clock()
         return SetDoc(
             f"{self.scope.traces()}/{doc_id(origin.trace_id)}",
-            {"trace_id": origin.trace_id, "correlation_id": origin.correlation_id, "root": root,
-             "kind": kind, "started_at": now,
-             "started": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")},
+            {
+                "trace_id": origin.trace_id,
+                "correlation_id": origin.correlation_id,
+                "root": root,
+                "kind": kind,
+                "started_at": now,
+                "started": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+            },
         )
 
-    async def _commit(self, step: StepDef, event_id: str, txn: Transaction, extra: list[Write],
-                      delivery: Delivery | None = None) -> bool:
+    async def _commit(
+        self,
+        step: StepDef,
+        event_id: str,
+        txn: Transaction,
+        extra: list[Write],
+        delivery: Delivery | None = None,
+    ) -> bool:
         done = await self.queue.commit(
-            step=step.name, event_id=event_id, writes=[*txn.writes, *extra], emits=txn.emits,
+            step=step.name,
+            event_id=event_id,
+            writes=[*txn.writes, *extra],
+            emits=txn.emits,
             delivery=delivery,
         )
         if done:
@@ -331,8 +384,9 @@ class Runtime:
 
     # -- api steps ----------------------------------------------------------------------
 
-    async def handle_api(self, step: StepDef, req: dict[str, Any], origin: Origin,
-                         auth_context: Any = None) -> ApiResponse:
+    async def handle_api(
+        self, step: StepDef, req: dict[str, Any], origin: Origin, auth_context: Any = None
+    ) -> ApiResponse:
         """Run an api step's middleware and handler; commit effects before answering."""
         request_id = new_correlation_id()
         txn = Transaction()
@@ -340,6 +394,7 @@ class Runtime:
         started = self.clock()
         tokens = self._bind(step, origin)
         try:
+
             async def handler() -> Any:
                 self.check(step.body_schema, req.get("body"), f"request body of {step.name}")
                 return await step.handler(req, ctx)
@@ -350,20 +405,31 @@ class Runtime:
                 return await step.middleware[index](req, ctx, lambda: chain(index + 1))
 
             try:
-                response = _response(await self._attempt(step, origin, txn, lambda: chain(0)),
-                                     step.name)
+                response = _response(
+                    await self._attempt(step, origin, txn, lambda: chain(0)), step.name
+                )
             except ValidationFailed:
-                await self.documents.apply([self._execution(step, request_id, origin, 1, "invalid",
-                                                            started, "request body invalid")])
+                await self.documents.apply(
+                    [
+                        self._execution(
+                            step, request_id, origin, 1, "invalid", started, "request body invalid"
+                        )
+                    ]
+                )
                 raise
             except (StepFailed, BadRequest) as exc:
                 message = exc.error if isinstance(exc, StepFailed) else exc.message
-                self.logbook.log("error", f"api step {step.name} failed: {message}",
-                                 {"traceback": getattr(exc, "traceback", None)})
-                await self.documents.apply([
-                    self._trace(origin, step.name, "api"),
-                    self._execution(step, request_id, origin, 1, "error", started, message),
-                ])
+                self.logbook.log(
+                    "error",
+                    f"api step {step.name} failed: {message}",
+                    {"traceback": getattr(exc, "traceback", None)},
+                )
+                await self.documents.apply(
+                    [
+                        self._trace(origin, step.name, "api"),
+                        self._execution(step, request_id, origin, 1, "error", started, message),
+                    ]
+                )
                 raise
             schema = step.response_schemas.get(response.status)
             if schema:
@@ -373,18 +439,30 @@ class Runtime:
                     # a handler's own response breaking its schema is the step's bug, not the
                     # caller's: log it, never turn it into a 422 for the caller
                     self.logbook.log("error", exc.message, {"violations": exc.details})
-            await self._commit(step, request_id, txn, [
-                self._trace(origin, step.name, "api"),
-                self._execution(step, request_id, origin, 1, "ok", started),
-            ])
+            await self._commit(
+                step,
+                request_id,
+                txn,
+                [
+                    self._trace(origin, step.name, "api"),
+                    self._execution(step, request_id, origin, 1, "ok", started),
+                ],
+            )
             return response
         finally:
             self._unbind(tokens)
 
     # -- events -------------------------------------------------------------------------
 
-    async def ingest(self, topic: str, data: Any, origin: Origin, *, event_id: str | None = None,
-                     message_group_id: str | None = None) -> Event:
+    async def ingest(
+        self,
+        topic: str,
+        data: Any,
+        origin: Origin,
+        *,
+        event_id: str | None = None,
+        message_group_id: str | None = None,
+    ) -> Event:
         """Accept an event from outside (HTTP, CLI); durable once this returns."""
         if not isinstance(topic, str) or not topic:
             raise BadRequest("topic must be a non-empty string", details={"field": "topic"})
@@ -395,10 +473,16 @@ class Runtime:
             self.check(step.input_schema, data, f"event {topic!r} for step {step.name}")
         if not subscribers:
             self.logbook.log("warn", f"event {topic!r} has no subscribers", {"topic": topic})
-        event = Event(topic=topic, data=plain(data), id=event_id or new_correlation_id(),
-                      trace_id=origin.trace_id, correlation_id=origin.correlation_id,
-                      traceparent=origin.traceparent, message_group_id=message_group_id,
-                      created_at=self.clock())
+        event = Event(
+            topic=topic,
+            data=plain(data),
+            id=event_id or new_correlation_id(),
+            trace_id=origin.trace_id,
+            correlation_id=origin.correlation_id,
+            traceparent=origin.traceparent,
+            message_group_id=message_group_id,
+            created_at=self.clock(),
+        )
         await self.documents.apply([self._trace(origin, f"event:{topic}", "event")])
         await self.queue.publish([event])
         return event
@@ -407,19 +491,30 @@ class Runtime:
         """Enqueue one tick; the id is step + scheduled time, so each tick runs once."""
         stamp = datetime.fromtimestamp(scheduled_at, UTC).isoformat(timespec="seconds")
         origin = Origin()
-        await self.queue.publish([
-            Event(topic=CRON_TOPIC_PREFIX + schedule.step, data={"scheduled_at": stamp},
-                  id=f"cron:{schedule.step}:{int(scheduled_at)}", trace_id=origin.trace_id,
-                  correlation_id=origin.correlation_id, traceparent=origin.traceparent,
-                  created_at=self.clock())
-        ])
+        await self.queue.publish(
+            [
+                Event(
+                    topic=CRON_TOPIC_PREFIX + schedule.step,
+                    data={"scheduled_at": stamp},
+                    id=f"cron:{schedule.step}:{int(scheduled_at)}",
+                    trace_id=origin.trace_id,
+                    correlation_id=origin.correlation_id,
+                    traceparent=origin.traceparent,
+                    created_at=self.clock(),
+                )
+            ]
+        )
 
-    async def execute(self, step: StepDef, event: Event, attempt: int,
-                      delivery: Delivery | None = None) -> bool:
+    async def execute(
+        self, step: StepDef, event: Event, attempt: int, delivery: Delivery | None = None
+    ) -> bool:
         """Run an event or cron step for one event and commit; False if already done.
         Raises StepFailed (with `retryable`) when the attempt failed."""
-        origin = Origin(event.trace_id or new_trace_id(), event.correlation_id or
-                        new_correlation_id(), event.traceparent or "")
+        origin = Origin(
+            event.trace_id or new_trace_id(),
+            event.correlation_id or new_correlation_id(),
+            event.traceparent or "",
+        )
         is_cron = event.topic.startswith(CRON_TOPIC_PREFIX)
         txn = Transaction()
         ctx = self._context(step, origin, txn, event.id)
@@ -428,35 +523,53 @@ class Runtime:
         extra: list[Write] = [self._trace(origin, step.name, "cron")] if is_cron else []
         try:
             try:
-                if is_cron:
-                    result_call: Callable[[], Awaitable[Any]] = lambda: step.handler(ctx)
-                else:
-                    data = event.data
+                if not is_cron:
                     try:
-                        self.check(step.input_schema, data, f"input of {step.name}")
+                        self.check(step.input_schema, event.data, f"input of {step.name}")
                     except ValidationFailed as exc:
-                        raise StepFailed(f"{exc.message}: {exc.details}", "", retryable=False
-                                         ) from exc
-                    result_call = lambda: step.handler(data, ctx)  # noqa: E731
+                        raise StepFailed(
+                            f"{exc.message}: {exc.details}", "", retryable=False
+                        ) from exc
+
+                def result_call() -> Awaitable[Any]:
+                    return step.handler(ctx) if is_cron else step.handler(event.data, ctx)
+
                 try:
                     await self._attempt(step, origin, txn, result_call)
                 except ValidationFailed as exc:
-                    raise StepFailed(f"{exc.message}: {exc.details}", traceback.format_exc(),
-                                     retryable=False) from exc
-                extra.append(self._execution(step, event.id, origin, attempt, "ok", started,
-                                             topic=event.topic))
+                    raise StepFailed(
+                        f"{exc.message}: {exc.details}", traceback.format_exc(), retryable=False
+                    ) from exc
+                extra.append(
+                    self._execution(
+                        step, event.id, origin, attempt, "ok", started, topic=event.topic
+                    )
+                )
                 try:
                     return await self._commit(step, event.id, txn, extra, delivery)
                 except Conflict as exc:
                     raise StepFailed(f"commit conflict: {exc.message}", "") from exc
             except StepFailed as exc:
-                self.logbook.log("error", f"step {step.name} failed (attempt {attempt}): "
-                                 f"{exc.error}", {"traceback": exc.traceback, "event_id": event.id})
-                await self.documents.apply([
-                    *(extra[:1] if is_cron else []),
-                    self._execution(step, event.id, origin, attempt, "error", started, exc.error,
-                                    topic=event.topic),
-                ])
+                self.logbook.log(
+                    "error",
+                    f"step {step.name} failed (attempt {attempt}): {exc.error}",
+                    {"traceback": exc.traceback, "event_id": event.id},
+                )
+                await self.documents.apply(
+                    [
+                        *(extra[:1] if is_cron else []),
+                        self._execution(
+                            step,
+                            event.id,
+                            origin,
+                            attempt,
+                            "error",
+                            started,
+                            exc.error,
+                            topic=event.topic,
+                        ),
+                    ]
+                )
                 raise
         finally:
             self._unbind(tokens)
@@ -467,17 +580,25 @@ class Runtime:
             await self.execute(step, delivery.event, delivery.attempt, delivery)
         except StepFailed as exc:
             if exc.retryable and delivery.attempt <= step.queue.maxRetries:
-                delay = min(self.options.retry_base_seconds * 2 ** (delivery.attempt - 1),
-                            self.options.retry_max_seconds)
+                delay = min(
+                    self.options.retry_base_seconds * 2 ** (delivery.attempt - 1),
+                    self.options.retry_max_seconds,
+                )
                 await self.queue.retry(delivery, error=exc.error, delay=delay)
             else:
                 await self.queue.dead_letter(delivery, error=exc.error, traceback=exc.traceback)
-                self.logbook.log("error", f"step {step.name} dead-lettered event "
-                                 f"{delivery.event.id} after {delivery.attempt} attempt(s)",
-                                 {"event_id": delivery.event.id, "topic": delivery.event.topic})
+                self.logbook.log(
+                    "error",
+                    f"step {step.name} dead-lettered event "
+                    f"{delivery.event.id} after {delivery.attempt} attempt(s)",
+                    {"event_id": delivery.event.id, "topic": delivery.event.topic},
+                )
         except Exception as exc:  # the queue itself failed; the lease will be recovered
-            self.logbook.log("error", f"delivery {delivery.id} of {step.name} could not be "
-                             f"settled: {exc}", {"traceback": traceback.format_exc()})
+            self.logbook.log(
+                "error",
+                f"delivery {delivery.id} of {step.name} could not be settled: {exc}",
+                {"traceback": traceback.format_exc()},
+            )
 
     # -- consumer loops -----------------------------------------------------------------
 
@@ -528,13 +649,15 @@ class Runtime:
     @staticmethod
     def _bind(step: StepDef, origin: Origin) -> tuple[Any, ...]:
         return (
-            step_var.set(step.name), trace_var.set(origin.trace_id),
-            correlation_var.set(origin.correlation_id), flows_var.set(step.flows),
+            step_var.set(step.name),
+            trace_var.set(origin.trace_id),
+            correlation_var.set(origin.correlation_id),
+            flows_var.set(step.flows),
         )
 
     @staticmethod
     def _unbind(tokens: tuple[Any, ...]) -> None:
-        for var, token in zip((step_var, trace_var, correlation_var, flows_var), tokens,
-                              strict=True):
+        for var, token in zip(
+            (step_var, trace_var, correlation_var, flows_var), tokens, strict=True
+        ):
             var.reset(token)
-

@@ -67,13 +67,22 @@ class StreamHub:
         for subscriber, items in list(members.items()):
             if None in items:
                 subscriber.offer(
-                    {"streamName": change.stream, "groupId": change.group, "timestamp": stamp,
-                     "event": change.event}
+                    {
+                        "streamName": change.stream,
+                        "groupId": change.group,
+                        "timestamp": stamp,
+                        "event": change.event,
+                    }
                 )
             if change.item_id is not None and change.item_id in items:
                 subscriber.offer(
-                    {"streamName": change.stream, "groupId": change.group, "id": change.item_id,
-                     "timestamp": stamp, "event": change.event}
+                    {
+                        "streamName": change.stream,
+                        "groupId": change.group,
+                        "id": change.item_id,
+                        "timestamp": stamp,
+                        "event": change.event,
+                    }
                 )
 
     def subscriber_count(self) -> int:

@@ -62,7 +62,9 @@ def apply_writes(conn: sqlite3.Connection, writes: Sequence[Write], now: float) 
                 _store(conn, path, data, now)
             case DeleteDoc(path):
                 collection, ident = parent(path)
-                conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (collection, ident))
+                conn.execute(
+                    "DELETE FROM docs WHERE collection = ? AND id = ?", (collection, ident)
+                )
             case DeleteCollection(path):
                 conn.execute("DELETE FROM docs WHERE collection = ?", (path,))
             case MergeDoc(path, data, field):
@@ -86,8 +88,10 @@ def apply_writes(conn: sqlite3.Connection, writes: Sequence[Write], now: float) 
                 result = total
             case CompareAndSet(path, expected, data, field):
                 doc = _load(conn, path)
-                holds = doc is None if expected is ABSENT else (
-                    doc is not None and doc.get(field) == expected
+                holds = (
+                    doc is None
+                    if expected is ABSENT
+                    else (doc is not None and doc.get(field) == expected)
                 )
                 if not holds:
                     raise Conflict(f"compare-and-set on {path} failed", details={"path": path})
@@ -106,7 +110,9 @@ def _decode_cursor(cursor: str) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError as exc:
-        raise BadRequest("cursor is not one this server issued", details={"cursor": cursor}) from exc
+        raise BadRequest(
+            "cursor is not one this server issued", details={"cursor": cursor}
+        ) from exc
     if not isinstance(values, list) or len(values) != 2:
         raise BadRequest("cursor is not one this server issued", details={"cursor": cursor})
     return values
@@ -180,8 +186,13 @@ class SqliteDocumentStore:
         cursor: str | None = None,
     ) -> Page:
         return list_docs(
-            self.db.read(), collection, where=where, order_by=order_by,
-            descending=descending, limit=limit, cursor=cursor,
+            self.db.read(),
+            collection,
+            where=where,
+            order_by=order_by,
+            descending=descending,
+            limit=limit,
+            cursor=cursor,
         )
 
     async def apply(self, writes: Sequence[Write]) -> list[Any]:

@@ -72,8 +72,9 @@ class SqliteEventQueue:
 
     # -- publishing ---------------------------------------------------------------------
 
-    def _insert_events(self, conn: sqlite3.Connection, events: Sequence[Event], now: float
-                       ) -> tuple[list[str], set[str]]:
+    def _insert_events(
+        self, conn: sqlite3.Connection, events: Sequence[Event], now: float
+    ) -> tuple[list[str], set[str]]:
         accepted: list[str] = []
         steps: set[str] = set()
         for event in events:
@@ -143,6 +144,17 @@ class SqliteEventQueue:
         fifo = bool(sub and sub.fifo)
         visibility = sub.visibility_timeout if sub else 900.0
         now = self.clock()
+        due = (
+            self.db.read()
+            .execute(
+                "SELECT 1 FROM deliveries WHERE step = ?1 AND available_at <= ?2"
+                " AND (status = 'pending' OR (status = 'leased' AND lease_expires < ?2)) LIMIT 1",
+                (step, now),
+            )
+            .fetchone()
+        )
+        if due is None:  # an idle poll costs a read, never a write transaction
+            return []
 
         def job(conn: sqlite3.Connection) -> list[Delivery]:
             if fifo:
@@ -175,8 +187,12 @@ class SqliteEventQueue:
                 event = Event.from_dict(json.loads(body[0]))
                 leased.append(
                     Delivery(
-                        id=str(seq), step=step, event=event, attempt=attempts,
-                        lease_owner=self.owner, lease_expires_at=now + visibility,
+                        id=str(seq),
+                        step=step,
+                        event=event,
+                        attempt=attempts,
+                        lease_owner=self.owner,
+                        lease_expires_at=now + visibility,
                         message_group_id=group_key,
                     )
                 )
@@ -188,7 +204,8 @@ class SqliteEventQueue:
         now = self.clock()
         await self.db.write(
             lambda conn: conn.execute(
-                "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires = NULL,"
+                "UPDATE deliveries SET status = 'pending', lease_owner = NULL,"
+                " lease_expires = NULL,"
                 " available_at = ?, error = ?, updated_at = ? WHERE seq = ? AND lease_owner = ?",
                 (now + delay, error, now, int(delivery.id), delivery.lease_owner),
             )
@@ -206,10 +223,41 @@ class SqliteEventQueue:
         )
         self._notify({delivery.step})
 
+    async def park(
+        self, step: str, event: Event, error: str, traceback: str, attempts: int
+    ) -> None:
+        """Record a dead letter for an event delivered from outside this queue (Pub/Sub push):
+        the event is stored if new and its (step, event id) delivery becomes `dead`."""
+        now = self.clock()
+        body = dumps({**event.to_dict(), "created_at": event.created_at or now})
+        group = event.message_group_id
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO events (id, topic, body, created_at) VALUES (?, ?, ?, ?)",
+                (event.id, event.topic, body, event.created_at or now),
+            )
+            conn.execute(
+                "INSERT INTO deliveries (step, event_id, topic, group_key, status, attempts,"
+                " available_at, error, traceback, updated_at)"
+                " VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?, ?)"
+                " ON CONFLICT (step, event_id) DO UPDATE SET status = 'dead',"
+                " attempts = excluded.attempts, error = excluded.error,"
+                " traceback = excluded.traceback, lease_owner = NULL, lease_expires = NULL,"
+                " updated_at = excluded.updated_at",
+                (step, event.id, event.topic, group, attempts, now, error, traceback, now),
+            )
+
+        await self.db.write(job)
+
     # -- dead letters -------------------------------------------------------------------
 
     async def list_dead_letters(
-        self, *, step: str | None = None, topic: str | None = None, limit: int = 50,
+        self,
+        *,
+        step: str | None = None,
+        topic: str | None = None,
+        limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         clauses, params = ["d.status = 'dead'"], []
@@ -224,20 +272,34 @@ class SqliteEventQueue:
                 raise BadRequest("cursor is not one this server issued", details={"cursor": cursor})
             clauses.append("d.seq > ?")
             params.append(int(cursor))
-        rows = self.db.read().execute(
-            "SELECT d.seq, d.step, d.topic, d.attempts, d.error, d.traceback, d.updated_at, e.body"
-            f" FROM deliveries d JOIN events e ON e.id = d.event_id WHERE {' AND '.join(clauses)}"
-            " ORDER BY d.seq LIMIT ?",
-            [*params, limit + 1],
-        ).fetchall()
+        rows = (
+            self.db.read()
+            .execute(
+                "SELECT d.seq, d.step, d.topic, d.attempts, d.error, d.traceback, d.updated_at,"
+                " e.body FROM deliveries d JOIN events e ON e.id = d.event_id"
+                f" WHERE {' AND '.join(clauses)}"
+                " ORDER BY d.seq LIMIT ?",
+                [*params, limit + 1],
+            )
+            .fetchall()
+        )
         items = []
         for seq, st, topic_, attempts, error, tb, updated_at, body in rows[:limit]:
             event = json.loads(body)
-            items.append({
-                "id": str(seq), "step": st, "topic": topic_, "event_id": event["id"],
-                "input": event["data"], "trace_id": event.get("trace_id"), "attempts": attempts,
-                "error": error, "traceback": tb, "failed_at": updated_at,
-            })
+            items.append(
+                {
+                    "id": str(seq),
+                    "step": st,
+                    "topic": topic_,
+                    "event_id": event["id"],
+                    "input": event["data"],
+                    "trace_id": event.get("trace_id"),
+                    "attempts": attempts,
+                    "error": error,
+                    "traceback": tb,
+                    "failed_at": updated_at,
+                }
+            )
         next_cursor = str(rows[limit - 1][0]) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
 
@@ -284,9 +346,11 @@ class SqliteEventQueue:
         out: dict[str, dict[str, int]] = {
             s: {"pending": 0, "in_flight": 0, "dead": 0} for s in self._by_step
         }
-        rows = self.db.read().execute(
-            "SELECT step, status, count(*) FROM deliveries GROUP BY step, status"
-        ).fetchall()
+        rows = (
+            self.db.read()
+            .execute("SELECT step, status, count(*) FROM deliveries GROUP BY step, status")
+            .fetchall()
+        )
         names = {"pending": "pending", "leased": "in_flight", "dead": "dead"}
         for step, status, count in rows:
             out.setdefault(step, {"pending": 0, "in_flight": 0, "dead": 0})[names[status]] = count
@@ -329,12 +393,17 @@ class SqliteEventQueue:
         return released
 
     async def close(self) -> None:
-        if not self.db._closed:
-            owner = self.owner
-            await self.db.write(
-                lambda conn: conn.execute(
-                    "UPDATE deliveries SET status = 'pending', lease_owner = NULL,"
-                    " lease_expires = NULL WHERE status = 'leased' AND lease_owner = ?",
-                    (owner,),
-                ) and conn.execute("DELETE FROM owners WHERE id = ?", (owner,))
+        """Give this process's unfinished leases back at once, so no one waits for them."""
+        if self.db.closed:
+            return
+        owner = self.owner
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE deliveries SET status = 'pending', lease_owner = NULL,"
+                " lease_expires = NULL WHERE status = 'leased' AND lease_owner = ?",
+                (owner,),
             )
+            conn.execute("DELETE FROM owners WHERE id = ?", (owner,))
+
+        await self.db.write(job)

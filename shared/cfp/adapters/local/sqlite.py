@@ -114,6 +114,10 @@ class Database:
         self._jobs.put((job, future))
         return future
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return
@@ -167,7 +171,7 @@ class Database:
         except BaseException as exc:  # the batch could not commit: every job in it failed
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for job, future in batch:
+            for _, future in batch:
                 if future.running():
                     future.set_exception(exc)
             return

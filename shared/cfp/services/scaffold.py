@@ -1,0 +1,142 @@
+"""`cfp create`: a small, runnable Motia-style project to start from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cfp.errors import BadRequest
+
+HELLO_API_STEP = '''\
+import os
+
+from pydantic import BaseModel, Field
+
+
+class HelloRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class HelloResponse(BaseModel):
+    message: str
+    traceId: str
+
+
+config = {
+    "type": "api",
+    "name": "SayHello",
+    "description": "Greets someone and tells the rest of the flow about it",
+    "path": "/hello",
+    "method": "POST",
+    "bodySchema": HelloRequest,
+    "responseSchema": {200: HelloResponse},
+    "emits": ["hello.said"],
+    "flows": ["hello"],
+}
+
+
+async def handler(req, context):
+    hello = HelloRequest.model_validate(req["body"])
+    message = f"{os.environ.get('GREETING', 'Hello')}, {hello.name}!"
+    await context.emit({"topic": "hello.said", "data": {"name": hello.name, "message": message}})
+    context.logger.info("Said hello", {"name": hello.name})
+    return {"status": 200, "body": {"message": message, "traceId": context.trace_id}}
+'''
+
+HELLO_EVENT_STEP = '''\
+from pydantic import BaseModel
+
+
+class HelloSaid(BaseModel):
+    name: str
+    message: str
+
+
+config = {
+    "type": "event",
+    "name": "RememberHello",
+    "description": "Keeps the last greeting per name and counts them",
+    "subscribes": ["hello.said"],
+    "emits": [],
+    "input": HelloSaid,
+    "flows": ["hello"],
+}
+
+
+async def handler(input, context):
+    hello = HelloSaid.model_validate(input)
+    previous = await context.state.get("greetings", hello.name) or {"count": 0}
+    greeting = {"message": hello.message, "count": previous["count"] + 1}
+    await context.state.set("greetings", hello.name, greeting)
+    context.logger.info("Remembered a greeting", {"name": hello.name, **greeting})
+'''
+
+REQUIREMENTS = """\
+# Libraries your steps import, installed with `cfp install`. The runtime brings pydantic.
+pydantic>=2.7
+"""
+
+ENV = """\
+# Loaded into the environment when the project loads; real environment variables win.
+GREETING=Hello
+"""
+
+GITIGNORE = """\
+.cfp/
+build/
+__pycache__/
+.env.local
+"""
+
+README = """\
+# {name}
+
+A CFP project: steps in `steps/`, each one file with a `config` and an `async def handler`.
+
+| step | file | does |
+|---|---|---|
+| SayHello (api) | `steps/hello_api_step.py` | `POST /hello {{"name": "Ada"}}` answers a greeting and emits `hello.said` |
+| RememberHello (event) | `steps/hello_event_step.py` | on `hello.said`, stores the greeting in state group `greetings` |
+
+Run it:
+
+```bash
+cfp install --project .        # the libraries in requirements.txt
+cfp dev --project .            # serves on http://127.0.0.1:8080 and reloads on edits
+curl -s -X POST localhost:8080/hello -H 'content-type: application/json' -d '{{"name": "Ada"}}'
+```
+
+Then:
+
+- `cfp flows --project . --mermaid` draws the `hello` flow;
+- `cfp build --project .` validates everything and writes `build/manifest.json`, the deploy input;
+- `cfp generate openapi --project .` prints the OpenAPI document of the api steps.
+
+`.env` is read when the project loads (`GREETING` changes the greeting); real environment
+variables take precedence.
+"""
+
+
+def scaffold(directory: Path) -> list[Path]:
+    """Write a runnable two-step project into `directory`; refuses to overwrite any file."""
+    directory = Path(directory)
+    files = {
+        "steps/hello_api_step.py": HELLO_API_STEP,
+        "steps/hello_event_step.py": HELLO_EVENT_STEP,
+        "requirements.txt": REQUIREMENTS,
+        ".env": ENV,
+        ".gitignore": GITIGNORE,
+        "README.md": README.format(name=directory.resolve().name),
+    }
+    existing = [rel for rel in files if (directory / rel).exists()]
+    if existing:
+        raise BadRequest(
+            f"{directory} already has {', '.join(existing)}; choose an empty directory",
+            details=existing,
+        )
+    written = []
+    for rel, text in files.items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
