@@ -14,7 +14,7 @@ from cfp.adapters.local.sqlite import Database
 from cfp.domain.paths import Scope
 from cfp.errors import SettingsError
 from cfp.services.loader import Project, load_project
-from cfp.services.observability import LogBook, Metrics
+from cfp.services.observability import PROCESS_IDENTITY, LogBook, Metrics
 from cfp.services.runtime import Runtime, RuntimeOptions
 from cfp.services.streams import StreamHub
 from cfp.settings import Settings
@@ -53,6 +53,7 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
         raise SettingsError(f"--project / CFP_PROJECT: {root} is not a directory")
     project = load_project(root, slug=settings.project_name)
     scope = Scope(settings.tenant, project.slug, settings.env)
+    PROCESS_IDENTITY.update(tenant=scope.tenant, project=scope.project, env=scope.env)
     db = Database(Path(settings.data_dir) / "cfp.db", synchronous=settings.sqlite_synchronous)
     documents = SqliteDocumentStore(db)
     queue = SqliteEventQueue(db)

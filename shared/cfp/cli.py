@@ -24,8 +24,8 @@ app = typer.Typer(
 )
 generate = typer.Typer(help="Generate documents from a project.", no_args_is_help=True)
 app.add_typer(generate, name="generate")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 ProjectOpt = Annotated[Path | None, typer.Option("--project", help="Project directory.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Project slug (default: folder).")]
@@ -79,7 +79,10 @@ def load(settings: Settings) -> Any:
 def serve(settings: Settings, *, reload: bool) -> None:
     import uvicorn
 
+    from cfp.services.observability import PROCESS_IDENTITY, uvicorn_log_config
+
     project = load(settings)
+    PROCESS_IDENTITY.update(tenant=settings.tenant, project=project.slug, env=settings.env)
     for name, var in ENV_NAMES.items():  # the server process re-reads settings from these
         value = getattr(settings, name)
         if value is not None:
@@ -109,7 +112,7 @@ def serve(settings: Settings, *, reload: bool) -> None:
         factory=True,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
-        log_level="warning",
+        log_config=uvicorn_log_config("warning"),
         access_log=False,
         lifespan="on",
     )

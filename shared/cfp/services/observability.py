@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import itertools
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ flows_var: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 
 RESERVED = ("level", "msg", "time")
+# what this process serves, set once by the composition root, for lines logged outside a step
+PROCESS_IDENTITY: dict[str, str | None] = {"tenant": None, "project": None, "env": None}
 LEVELS = ("debug", "info", "warn", "error")
 
 
@@ -186,3 +189,39 @@ class Metrics:
             ["step", "state"],
             registry=self.registry,
         )
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Python `logging` records (uvicorn's, libraries') as the platform's JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = {"WARNING": "warn", "CRITICAL": "error"}.get(
+            record.levelname, record.levelname.lower()
+        )
+        line = {
+            "level": level,
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "msg": record.getMessage(),
+            "logger": record.name,
+            **PROCESS_IDENTITY,
+            "trace_id": trace_var.get(),
+            "correlation_id": correlation_var.get(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, as JSON lines on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "cfp.services.observability.JsonLogFormatter"}},
+        "handlers": {"default": handler},
+        "loggers": {
+            name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "watchfiles")
+        },
+    }
