@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cfp.errors import CfpError, ProjectInvalid, SettingsError
 from cfp.settings import ENV_NAMES, Settings
@@ -40,13 +41,17 @@ BackendOpt = Annotated[str | None, typer.Option("--backend", help="local (defaul
 
 
 def fail(message: str, problems: list[Any] | None = None, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     for problem in problems or []:
         if isinstance(problem, dict):
             key = f" [{problem['key']}]" if problem.get("key") else ""
-            err.print(f"  - {problem.get('file')}{key}: {problem.get('message')}", highlight=False)
+            err.print(
+                f"  - {problem.get('file')}{key}: {problem.get('message')}",
+                highlight=False,
+                markup=False,  # `[config.cron]` would read as a markup tag and vanish
+            )
         else:
-            err.print(f"  - {problem}", highlight=False)
+            err.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(code)
 
 
@@ -70,9 +75,12 @@ def load(settings: Settings) -> Any:
     try:
         project = load_project(root.resolve(), slug=settings.project_name)
     except ProjectInvalid as exc:
-        fail(exc.message, exc.details)
+        fail(exc.message.splitlines()[0], exc.details)  # the details list every problem
     for warning in project.warnings:
-        err.print(f"[yellow]warning:[/] {warning['file']}: {warning['message']}", highlight=False)
+        err.print(
+            f"[yellow]warning:[/] {escape(warning['file'])}: {escape(warning['message'])}",
+            highlight=False,
+        )
     return project
 
 
@@ -250,7 +258,7 @@ def flows(
     for graph in graphs.values():
         if mermaid:
             out.print(f"%% flow {graph['name']}", highlight=False)
-            out.print(to_mermaid(graph), highlight=False)
+            out.print(to_mermaid(graph), highlight=False, markup=False)
         else:
             out.print(
                 f"[bold]{graph['name']}[/]: "

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from cfp.adapters.local.blobs import FileBlobStore
 from cfp.adapters.local.documents import SqliteDocumentStore
 from cfp.adapters.local.keyring import LocalKeyring

@@ -7,9 +7,6 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from cfp.domain.documents import (
     ABSENT,
     CompareAndSet,
@@ -25,6 +22,8 @@ from cfp.domain.documents import (
 )
 from cfp.errors import BadRequest, Conflict
 from cfp.ports import DocumentStore
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 async def all_items(store: DocumentStore, collection: str, *, page: int, **query: Any) -> list:
@@ -89,13 +88,15 @@ async def test_delete_document_and_missing_document(documents: DocumentStore) ->
 async def test_delete_collection_removes_only_its_direct_documents(
     documents: DocumentStore,
 ) -> None:
-    await documents.apply([
-        SetDoc("groups/g1/members/a", {"n": 1}),
-        SetDoc("groups/g1/members/b", {"n": 2}),
-        SetDoc("groups/g1/members/b/notes/x", {"n": 3}),
-        SetDoc("groups/g1/membersx/c", {"n": 4}),
-        SetDoc("groups/g2/members/a", {"n": 5}),
-    ])
+    await documents.apply(
+        [
+            SetDoc("groups/g1/members/a", {"n": 1}),
+            SetDoc("groups/g1/members/b", {"n": 2}),
+            SetDoc("groups/g1/members/b/notes/x", {"n": 3}),
+            SetDoc("groups/g1/membersx/c", {"n": 4}),
+            SetDoc("groups/g2/members/a", {"n": 5}),
+        ]
+    )
     await documents.apply([DeleteCollection("groups/g1/members")])
     assert (await documents.list("groups/g1/members")).items == []
     assert await documents.get("groups/g1/members/b/notes/x") == {"n": 3}
@@ -104,12 +105,14 @@ async def test_delete_collection_removes_only_its_direct_documents(
 
 
 async def test_writes_in_one_batch_apply_in_order(documents: DocumentStore) -> None:
-    results = await documents.apply([
-        SetDoc("things/a", {"value": 1}),
-        Increment("things/a", 2),
-        DeleteDoc("things/a"),
-        Increment("things/a", 5),
-    ])
+    results = await documents.apply(
+        [
+            SetDoc("things/a", {"value": 1}),
+            Increment("things/a", 2),
+            DeleteDoc("things/a"),
+            Increment("things/a", 5),
+        ]
+    )
     assert results == [None, 3, None, 5]
     assert await documents.get("things/a") == {"value": 5}
 
@@ -183,13 +186,15 @@ async def test_failed_compare_and_set_applies_nothing_of_its_batch(
 ) -> None:
     await documents.apply([SetDoc("locks/a", {"value": 1}), SetDoc("things/keep", {"v": 1})])
     with pytest.raises(Conflict):
-        await documents.apply([
-            SetDoc("things/new", {"v": 1}),
-            Increment("counters/c", 1),
-            DeleteDoc("things/keep"),
-            MergeDoc("things/keep", {"m": 1}),
-            CompareAndSet("locks/a", 2, {"value": 3}),
-        ])
+        await documents.apply(
+            [
+                SetDoc("things/new", {"v": 1}),
+                Increment("counters/c", 1),
+                DeleteDoc("things/keep"),
+                MergeDoc("things/keep", {"m": 1}),
+                CompareAndSet("locks/a", 2, {"value": 3}),
+            ]
+        )
     assert await documents.get("locks/a") == {"value": 1}
     assert await documents.get("things/keep") == {"v": 1}
     assert await documents.get("things/new") is None
@@ -212,15 +217,17 @@ async def test_a_failed_batch_does_not_spoil_concurrent_batches(documents: Docum
 
 
 async def people(documents: DocumentStore) -> None:
-    await documents.apply([
-        SetDoc("people/carol", {"age": 35, "team": "b"}),
-        SetDoc("people/alice", {"age": 30, "team": "a"}),
-        SetDoc("people/dave", {"age": 30, "team": "b"}),
-        SetDoc("people/bob", {"age": 25, "team": "a"}),
-        SetDoc("people/erin", {"age": 41, "team": "c"}),
-        SetDoc("people/alice/pets/rex", {"age": 3}),
-        SetDoc("peoplex/zed", {"age": 1}),
-    ])
+    await documents.apply(
+        [
+            SetDoc("people/carol", {"age": 35, "team": "b"}),
+            SetDoc("people/alice", {"age": 30, "team": "a"}),
+            SetDoc("people/dave", {"age": 30, "team": "b"}),
+            SetDoc("people/bob", {"age": 25, "team": "a"}),
+            SetDoc("people/erin", {"age": 41, "team": "c"}),
+            SetDoc("people/alice/pets/rex", {"age": 3}),
+            SetDoc("peoplex/zed", {"age": 1}),
+        ]
+    )
 
 
 async def test_list_orders_by_id_and_holds_only_direct_documents(
@@ -232,7 +239,11 @@ async def test_list_orders_by_id_and_holds_only_direct_documents(
     assert page.items[0] == {"_id": "alice", "age": 30, "team": "a"}
     assert page.next_cursor is None
     assert ids((await documents.list("people", descending=True)).items) == [
-        "erin", "dave", "carol", "bob", "alice",
+        "erin",
+        "dave",
+        "carol",
+        "bob",
+        "alice",
     ]
     assert (await documents.list("nobody")).items == []
 
@@ -288,15 +299,30 @@ async def test_list_refuses_an_unknown_operator(documents: DocumentStore) -> Non
 async def test_cursor_pages_cover_every_document_exactly_once(
     documents: DocumentStore, order_by: str | None, descending: bool, page: int
 ) -> None:
-    # Many ties on `rank` so the cursor must break them by id.
-    await documents.apply([SetDoc(f"items/i{n:02d}", {"rank": n % 4}) for n in range(23)])
+    # Many ties on `rank` so the cursor must break them by id; null sorts before any number.
+    await documents.apply(
+        [SetDoc(f"items/i{n:02d}", {"rank": None if n % 5 == 0 else n % 4}) for n in range(23)]
+    )
     whole = await documents.list("items", order_by=order_by, descending=descending, limit=100)
     paged = await all_items(documents, "items", page=page, order_by=order_by, descending=descending)
     assert ids(paged) == ids(whole.items)
     assert sorted(ids(paged)) == [f"i{n:02d}" for n in range(23)]
     if order_by:
-        ranks = [item["rank"] for item in paged]
+        ranks = [-1 if item["rank"] is None else item["rank"] for item in paged]
         assert ranks == sorted(ranks, reverse=descending)
+
+
+async def test_ordering_on_a_field_skips_documents_without_it(documents: DocumentStore) -> None:
+    await documents.apply(
+        [
+            SetDoc("items/a", {"rank": 2}),
+            SetDoc("items/b", {}),
+            SetDoc("items/c", {"rank": None}),
+            SetDoc("items/d", {"rank": 1}),
+        ]
+    )
+    assert ids((await documents.list("items", order_by="rank")).items) == ["c", "d", "a"]
+    assert ids((await documents.list("items")).items) == ["a", "b", "c", "d"]
 
 
 async def test_cursor_pages_with_filters(documents: DocumentStore) -> None:
@@ -321,8 +347,23 @@ async def test_a_foreign_cursor_is_refused(documents: DocumentStore) -> None:
 
 
 ODD_IDS = [
-    "a/b", "..", ".", "__reserved__", "", " spaced out ", "100%", "a?b#c&d=e", "ünïcødé ✓",
-    "tab\there", "new\nline", "quote'\"", "back\\slash", "-", "%2F", "%", "\x00",
+    "a/b",
+    "..",
+    ".",
+    "__reserved__",
+    "",
+    " spaced out ",
+    "100%",
+    "a?b#c&d=e",
+    "ünïcødé ✓",
+    "tab\there",
+    "new\nline",
+    "quote'\"",
+    "back\\slash",
+    "-",
+    "%2F",
+    "%",
+    "\x00",
 ]
 
 
@@ -363,10 +404,12 @@ async def test_increments_in_random_batches_sum_up(
 ) -> None:
     # One fixture serves every example, so each example counts in its own collection.
     collection = f"sums-{uuid.uuid4().hex}"
-    await asyncio.gather(*(
-        documents.apply([Increment(f"{collection}/{name}", by) for name, by in batch])
-        for batch in batches
-    ))
+    await asyncio.gather(
+        *(
+            documents.apply([Increment(f"{collection}/{name}", by) for name, by in batch])
+            for batch in batches
+        )
+    )
     expected: dict[str, int] = {}
     for batch in batches:
         for name, by in batch:

@@ -4,7 +4,6 @@ dead letters, FIFO groups, leases and recovery — the same for SQLite and Pub/S
 from __future__ import annotations
 
 import pytest
-
 from cfp.domain.documents import CreateDoc, Increment, SetDoc
 from cfp.domain.events import Delivery, Event, derived_event_id
 from cfp.errors import Conflict
@@ -51,14 +50,20 @@ async def test_publish_accepts_each_event_id_once(queue: EventQueue) -> None:
 
 
 async def test_publish_fans_out_to_every_subscribing_step(queue: EventQueue) -> None:
-    queue.set_subscriptions([
-        Subscription("orders", "ship"),
-        Subscription("orders", "bill"),
-        Subscription("refunds", "refund"),
-    ])
+    queue.set_subscriptions(
+        [
+            Subscription("orders", "ship"),
+            Subscription("orders", "bill"),
+            Subscription("refunds", "refund"),
+        ]
+    )
     sent = event(
-        data={"order": 7}, trace_id="t1", correlation_id="c1", traceparent="00-ab-cd-01",
-        source_step="api", message_group_id="g",
+        data={"order": 7},
+        trace_id="t1",
+        correlation_id="c1",
+        traceparent="00-ab-cd-01",
+        source_step="api",
+        message_group_id="g",
     )
     await queue.publish([sent])
     for step in ("ship", "bill"):
@@ -100,8 +105,11 @@ async def test_commit_applies_writes_emits_and_removes_the_delivery(queue_env: Q
     delivery = await lease_one(queue, "ship")
     emitted = event("shipped", {"order": 1}, id=derived_event_id(delivery.event.id, "ship", 0))
     done = await queue.commit(
-        step="ship", event_id=delivery.event.id, delivery=delivery,
-        writes=[SetDoc("orders/1", {"shipped": True})], emits=[emitted],
+        step="ship",
+        event_id=delivery.event.id,
+        delivery=delivery,
+        writes=[SetDoc("orders/1", {"shipped": True})],
+        emits=[emitted],
     )
     assert done is True
     assert await queue_env.documents.get("orders/1") == {"shipped": True}
@@ -119,11 +127,16 @@ async def test_a_second_commit_for_the_same_step_and_event_applies_nothing(
     await queue.publish([event()])
     delivery = await lease_one(queue, "ship")
     first = await queue.commit(
-        step="ship", event_id=delivery.event.id, delivery=delivery,
-        writes=[Increment("counters/shipped", 1)], emits=[event("shipped", {"try": 1})],
+        step="ship",
+        event_id=delivery.event.id,
+        delivery=delivery,
+        writes=[Increment("counters/shipped", 1)],
+        emits=[event("shipped", {"try": 1})],
     )
     second = await queue.commit(
-        step="ship", event_id=delivery.event.id, delivery=delivery,
+        step="ship",
+        event_id=delivery.event.id,
+        delivery=delivery,
         writes=[Increment("counters/shipped", 5), SetDoc("orders/x", {})],
         emits=[event("shipped", {"try": 2})],
     )
@@ -154,7 +167,9 @@ async def test_a_conflict_in_the_writes_leaves_nothing_applied(queue_env: QueueE
     delivery = await lease_one(queue, "ship")
     with pytest.raises(Conflict):
         await queue.commit(
-            step="ship", event_id=delivery.event.id, delivery=delivery,
+            step="ship",
+            event_id=delivery.event.id,
+            delivery=delivery,
             writes=[Increment("counters/shipped", 1), CreateDoc("orders/1", {"taken": False})],
             emits=[event("shipped")],
         )
@@ -164,8 +179,11 @@ async def test_a_conflict_in_the_writes_leaves_nothing_applied(queue_env: QueueE
     assert (await queue.stats())["ship"] == {**IDLE, "in_flight": 1}
     # The failed commit did not mark the event done: a corrected retry commits.
     assert await queue.commit(
-        step="ship", event_id=delivery.event.id, delivery=delivery,
-        writes=[Increment("counters/shipped", 1)], emits=[],
+        step="ship",
+        event_id=delivery.event.id,
+        delivery=delivery,
+        writes=[Increment("counters/shipped", 1)],
+        emits=[],
     )
     assert await queue_env.documents.get("counters/shipped") == {"value": 1}
 
@@ -242,11 +260,13 @@ async def test_dead_letters_keep_input_error_and_attempts(queue_env: QueueEnv) -
 
 
 async def test_dead_letters_filter_by_step_and_topic_and_page(queue: EventQueue) -> None:
-    queue.set_subscriptions([
-        Subscription("orders", "ship"),
-        Subscription("orders", "bill"),
-        Subscription("refunds", "refund"),
-    ])
+    queue.set_subscriptions(
+        [
+            Subscription("orders", "ship"),
+            Subscription("orders", "bill"),
+            Subscription("refunds", "refund"),
+        ]
+    )
     await queue.publish([event("orders"), event("orders"), event("refunds")])
     for step, count in (("ship", 2), ("bill", 2), ("refund", 1)):
         for _ in range(count):
@@ -287,11 +307,13 @@ async def test_replay_by_id_puts_a_dead_letter_back_with_attempts_reset(
 async def test_replay_by_step_or_topic_puts_back_only_matching_dead_letters(
     queue: EventQueue,
 ) -> None:
-    queue.set_subscriptions([
-        Subscription("orders", "ship"),
-        Subscription("orders", "bill"),
-        Subscription("refunds", "refund"),
-    ])
+    queue.set_subscriptions(
+        [
+            Subscription("orders", "ship"),
+            Subscription("orders", "bill"),
+            Subscription("refunds", "refund"),
+        ]
+    )
     await queue.publish([event("orders"), event("refunds")])
     for step in ("ship", "bill", "refund"):
         await dead_letter_one(queue, step)
@@ -319,8 +341,9 @@ async def test_fifo_leases_only_the_head_of_each_group_and_keeps_order_across_re
         return sorted(d.event.data for d in await queue.lease("ledger", limit=10))
 
     async def done(d: Delivery) -> None:
-        assert await queue.commit(step="ledger", event_id=d.event.id, writes=[], emits=[],
-                                  delivery=d)
+        assert await queue.commit(
+            step="ledger", event_id=d.event.id, writes=[], emits=[], delivery=d
+        )
 
     heads = {d.event.data: d for d in await queue.lease("ledger", limit=10)}
     assert sorted(heads) == ["a1", "b1"]
@@ -350,8 +373,13 @@ async def test_fifo_events_without_a_group_form_one_group(queue: EventQueue) -> 
         deliveries = await queue.lease("ledger", limit=10)
         assert len(deliveries) == 1
         order.append(deliveries[0].event.data)
-        await queue.commit(step="ledger", event_id=deliveries[0].event.id, writes=[], emits=[],
-                           delivery=deliveries[0])
+        await queue.commit(
+            step="ledger",
+            event_id=deliveries[0].event.id,
+            writes=[],
+            emits=[],
+            delivery=deliveries[0],
+        )
     assert order == [0, 1, 2]
 
 
@@ -379,11 +407,13 @@ async def test_recover_frees_only_the_leases_of_a_dead_owner(queue_env: QueueEnv
 
 
 async def test_stats_count_pending_in_flight_and_dead_per_step(queue: EventQueue) -> None:
-    queue.set_subscriptions([
-        Subscription("orders", "ship"),
-        Subscription("orders", "bill"),
-        Subscription("refunds", "refund"),
-    ])
+    queue.set_subscriptions(
+        [
+            Subscription("orders", "ship"),
+            Subscription("orders", "bill"),
+            Subscription("refunds", "refund"),
+        ]
+    )
     await queue.publish([event() for _ in range(4)])
     await dead_letter_one(queue, "ship")
     await queue.lease("ship", limit=1)

@@ -54,6 +54,9 @@ def step_endpoint(step: StepDef) -> Endpoint:
         except StepFailed as exc:
             return envelope(500, "step_failed", f"step {step.name} failed: {exc.error}")
         headers = {"x-trace-id": origin.trace_id, **result.headers}
+        if result.status < 200 or result.status in (204, 304):
+            # these statuses have no body on the wire: a JSON `null` would break HTTP framing
+            return Response(status_code=result.status, headers=headers)
         if isinstance(result.body, bytes | str) and "content-type" in {
             k.lower() for k in result.headers
         }:

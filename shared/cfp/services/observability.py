@@ -58,7 +58,10 @@ class LogBook:
         self._flusher: asyncio.Task[None] | None = None
 
     def log(self, level: str, msg: str, extra: dict[str, Any] | None = None, **fields: Any) -> None:
-        """One JSON line with level, time, ids and the extra keys (which never win over them)."""
+        """One JSON line with level, time, ids and the extra keys (which never win over them).
+        Lines below the book's level are dropped: not printed, stored or tailed."""
+        if (LEVELS.index(level) if level in LEVELS else len(LEVELS)) < self.min_rank:
+            return
         now = time.time()
         line: dict[str, Any] = {}
         for source in (extra or {}), fields:
@@ -78,9 +81,8 @@ class LogBook:
         line.setdefault("correlation_id", correlation_var.get())
         line.setdefault("flows", flows_var.get())
         text = json.dumps(line, default=str, ensure_ascii=False)
-        if (LEVELS.index(level) if level in LEVELS else len(LEVELS)) >= self.min_rank:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+        self.stream.write(text + "\n")
+        self.stream.flush()
         stored = json.loads(text)
         stored["ts"] = now
         ident = f"{time.time_ns():020d}-{next(self._seq):06d}"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from cfp.errors import BadRequest
 
-HELLO_API_STEP = '''\
+HELLO_API_STEP = """\
 import os
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 
 class HelloRequest(BaseModel):
@@ -21,6 +21,11 @@ class HelloResponse(BaseModel):
     traceId: str
 
 
+class Problem(BaseModel):
+    error: str
+    details: list[dict] = []
+
+
 config = {
     "type": "api",
     "name": "SayHello",
@@ -28,21 +33,26 @@ config = {
     "path": "/hello",
     "method": "POST",
     "bodySchema": HelloRequest,
-    "responseSchema": {200: HelloResponse},
+    "responseSchema": {200: HelloResponse, 400: Problem},
     "emits": ["hello.said"],
     "flows": ["hello"],
 }
 
 
 async def handler(req, context):
-    hello = HelloRequest.model_validate(req["body"])
+    try:
+        hello = HelloRequest.model_validate(req["body"])
+    except ValidationError as exc:
+        # In permissive validation mode (the default) an invalid body reaches the handler.
+        details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return {"status": 400, "body": {"error": "invalid body", "details": details}}
     message = f"{os.environ.get('GREETING', 'Hello')}, {hello.name}!"
     await context.emit({"topic": "hello.said", "data": {"name": hello.name, "message": message}})
     context.logger.info("Said hello", {"name": hello.name})
     return {"status": 200, "body": {"message": message, "traceId": context.trace_id}}
-'''
+"""
 
-HELLO_EVENT_STEP = '''\
+HELLO_EVENT_STEP = """\
 from pydantic import BaseModel
 
 
@@ -68,7 +78,7 @@ async def handler(input, context):
     greeting = {"message": hello.message, "count": previous["count"] + 1}
     await context.state.set("greetings", hello.name, greeting)
     context.logger.info("Remembered a greeting", {"name": hello.name, **greeting})
-'''
+"""
 
 REQUIREMENTS = """\
 # Libraries your steps import, installed with `cfp install`. The runtime brings pydantic.
@@ -92,10 +102,10 @@ README = """\
 
 A CFP project: steps in `steps/`, each one file with a `config` and an `async def handler`.
 
-| step | file | does |
-|---|---|---|
-| SayHello (api) | `steps/hello_api_step.py` | `POST /hello {{"name": "Ada"}}` answers a greeting and emits `hello.said` |
-| RememberHello (event) | `steps/hello_event_step.py` | on `hello.said`, stores the greeting in state group `greetings` |
+- `steps/hello_api_step.py`, step SayHello (api): `POST /hello {{"name": "Ada"}}` answers a
+  greeting and emits `hello.said`;
+- `steps/hello_event_step.py`, step RememberHello (event): on `hello.said`, keeps the greeting
+  and a count in the state group `greetings`.
 
 Run it:
 

@@ -138,6 +138,8 @@ def list_docs(
     order = _field_expr(order_by) if order_by else "NULL"
     clauses = ["collection = ?"]
     params: list[Any] = [collection]
+    if order_by:  # as in Firestore, ordering on a field skips documents without it
+        clauses.append(f"json_type(data, '$.{order_by}') IS NOT NULL")
     for cond in where:
         if cond.op not in _OPS:
             raise BadRequest(f"unknown filter operator {cond.op!r}")
@@ -147,8 +149,15 @@ def list_docs(
         last_value, last_id = _decode_cursor(cursor)
         cmp = "<" if descending else ">"
         if order_by:
-            clauses.append(f"({order} {cmp} ? OR ({order} = ? AND id {cmp} ?))")
-            params += [last_value, last_value, last_id]
+            # JSON null sorts first ascending (last descending) and never compares with < or >.
+            beyond_params: list[Any] = []
+            if last_value is None:
+                beyond = "0" if descending else f"{order} IS NOT NULL"
+            else:
+                beyond = f"{order} {cmp} ?" + (f" OR {order} IS NULL" if descending else "")
+                beyond_params.append(last_value)
+            clauses.append(f"({beyond} OR ({order} IS ? AND id {cmp} ?))")
+            params += [*beyond_params, last_value, last_id]
         else:
             clauses.append(f"id {cmp} ?")
             params.append(last_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import queue
 import sqlite3
@@ -146,7 +147,14 @@ class Database:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit_batch(conn, batch)
+            try:
+                self._commit_batch(conn, batch)
+            except BaseException as exc:  # the writer must outlive any one batch
+                for _, future in batch:
+                    if not future.done() and (
+                        future.running() or future.set_running_or_notify_cancel()
+                    ):
+                        future.set_exception(exc)
         conn.close()
 
     @staticmethod
@@ -169,10 +177,12 @@ class Database:
                     outcomes.append((future, result, None))
             conn.execute("COMMIT")
         except BaseException as exc:  # the batch could not commit: every job in it failed
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             for _, future in batch:
-                if future.running():
+                # jobs after the failure never started: settle them too, or their callers hang
+                if future.running() or future.set_running_or_notify_cancel():
                     future.set_exception(exc)
             return
         for future, result, error in outcomes:

@@ -1,0 +1,13 @@
+# Event step A: a -> b.
+config = {
+    "type": "event",
+    "name": "A",
+    "description": "Passes the chain on: emits b",
+    "subscribes": ["a"],
+    "emits": ["b"],
+    "flows": ["chain"],
+}
+
+
+async def handler(input, context):
+    await context.emit({"topic": "b", "data": input})

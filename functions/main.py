@@ -1,0 +1,545 @@
+"""Cloud Run function targets that run one step of a `cfp build` bundle through the CFP runtime.
+
+One function per step, chosen by `CFP_STEP` (its name); `CFP_BUILD_DIR` (default build/) holds
+the manifest.json `cfp build` wrote, and the project root comes from it unless `CFP_PROJECT` says
+otherwise:
+
+    functions-framework --source functions/main.py --target step_api     # api steps (HTTP)
+    functions-framework --source functions/main.py --target step_event   # event steps (Pub/Sub)
+    functions-framework --source functions/main.py --target step_cron    # cron (Cloud Scheduler)
+
+The platform is built on the first call and kept for the life of the process: it is wiring, not
+request state. Flask calls targets from worker threads while the runtime is asyncio code whose
+SQLite futures and asyncio objects belong to one loop, so every call runs on the one event loop
+thread this module owns. `cfp` is imported inside the targets: a cold start that only imports
+this module stays cheap (`python -X importtime -c "import functions.main"`).
+
+A Pub/Sub message for `step_event` carries the event's JSON payload as its data and the event's
+ids as attributes named like `Event`'s fields: `topic`, `event_id`, `trace_id`,
+`correlation_id`, `traceparent`, `message_group_id` (the ordering key also serves as the group).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import flask
+    from cfp.app import Platform
+    from cfp.domain.events import Event
+    from cfp.services.loader import StepDef
+    from cfp.services.runtime import Origin
+    from cloudevents.http import CloudEvent
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+CORRELATION_HEADER = "x-correlation-id"
+TRACEPARENT_HEADER = "traceparent"
+SCHEDULE_TIME_HEADER = "x-cloudscheduler-scheduletime"
+PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: threading.Thread | None = None
+_platform: Platform | None = None
+
+
+def _declare(kind: str) -> Callable[[F], F]:
+    """Mark a target's signature type for functions-framework when it is the one loading us, so
+    `--target` alone suffices; importing the framework here would cost every cold start ~140 ms.
+    """
+
+    def mark(func: F) -> F:
+        framework = sys.modules.get("functions_framework")
+        if framework is None:
+            return func
+        return getattr(framework, kind)(func)
+
+    return mark
+
+
+# -- the process-wide platform and its loop -------------------------------------------------------
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The module's loop, started on first use (call with `_lock` held)."""
+    import asyncio
+
+    global _loop, _loop_thread
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+        _loop_thread = threading.Thread(
+            target=_loop.run_forever, name="cfp-functions-loop", daemon=True
+        )
+        _loop_thread.start()
+    return _loop
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the module's loop and wait for it from this (Flask) thread."""
+    with _lock:
+        loop = _event_loop()
+    return _wait(coro, loop)
+
+
+def _wait(
+    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, timeout: float | None = None
+) -> T:
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def _build() -> Platform:
+    from pathlib import Path
+
+    from cfp.app import build
+    from cfp.errors import SettingsError
+    from cfp.settings import Settings
+
+    settings = Settings.load()
+    if not settings.step:
+        raise SettingsError("CFP_STEP is not set: name the step this function runs")
+    if settings.project_dir is None:
+        path = Path(settings.build_dir) / "manifest.json"
+        try:
+            project = json.loads(path.read_text())["project"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SettingsError(
+                f"CFP_BUILD_DIR: cannot read the project from {path} ({exc}); run `cfp build` "
+                "or set CFP_PROJECT"
+            ) from None
+        settings = Settings.load(
+            project_dir=project["root"], project_name=settings.project_name or project["slug"]
+        )
+    platform = build(settings)
+    if settings.step not in platform.project.steps:
+        platform.db.close()
+        raise SettingsError(
+            f"CFP_STEP: project {platform.project.slug!r} has no step {settings.step!r} "
+            f"(steps: {', '.join(sorted(platform.project.steps))})"
+        )
+    return platform
+
+
+def _platform_for(kind: str) -> tuple[Platform, StepDef]:
+    """The cached platform (built on first use) and the step it serves, checked to be `kind`."""
+    global _platform
+    from cfp.errors import SettingsError
+
+    with _lock:
+        if _platform is None:
+            platform = _build()
+            loop = _event_loop()
+            _wait(platform.start(consume=False), loop)
+            _platform = platform
+            atexit.register(reset)  # flush logs and give back the database on shutdown
+        platform = _platform
+    step = platform.project.steps[str(platform.settings.step)]
+    if step.type != kind:
+        where = (
+            "noop steps are never called, so never deployed"
+            if step.type == "noop"
+            else f"deploy it with --target step_{step.type}"
+        )
+        raise SettingsError(
+            f"CFP_STEP={step.name} is a {step.type} step; this function's target serves "
+            f"{kind} steps ({where})"
+        )
+    return platform, step
+
+
+def reset() -> None:
+    """Stop the cached platform and the loop; the next call builds them anew (tests, exit)."""
+    global _platform, _loop, _loop_thread
+    with _lock:
+        platform, loop, thread = _platform, _loop, _loop_thread
+        _platform = _loop = _loop_thread = None
+    if loop is None:
+        return
+    if platform is not None:
+        _wait(platform.stop(), loop, timeout=30)
+    loop.call_soon_threadsafe(loop.stop)
+    if thread is not None:
+        thread.join(timeout=10)
+    loop.close()
+
+
+# -- HTTP helpers ---------------------------------------------------------------------------------
+
+
+def _origin(headers: Any) -> Origin:
+    """Keep the caller's correlation id and trace context, or assign new ones."""
+    from cfp.domain.tracing import new_correlation_id, parse_traceparent
+    from cfp.services.runtime import Origin
+
+    correlation = (headers.get(CORRELATION_HEADER) or "").strip()[:128] or new_correlation_id()
+    raw = (headers.get(TRACEPARENT_HEADER) or "").strip().lower()
+    parsed = parse_traceparent(raw)
+    if parsed is None:
+        return Origin(correlation_id=correlation)
+    return Origin(parsed[0], correlation, raw)
+
+
+def _id_headers(origin: Origin) -> dict[str, str]:
+    return {
+        CORRELATION_HEADER: origin.correlation_id,
+        TRACEPARENT_HEADER: origin.traceparent,
+        "x-trace-id": origin.trace_id,
+    }
+
+
+def _json_response(body: Any, status: int, headers: dict[str, str]) -> flask.Response:
+    import flask
+
+    text = "" if status in (204, 304) else json.dumps(body, ensure_ascii=False, default=str)
+    return flask.Response(text, status=status, headers=headers, mimetype="application/json")
+
+
+def _error(status: int, code: str, message: str, details: Any, origin: Origin) -> flask.Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "correlation_id": origin.correlation_id,
+        }
+    }
+    return _json_response(body, status, _id_headers(origin))
+
+
+def _failure(exc: Exception, origin: Origin, step: str | None = None) -> flask.Response:
+    """The error envelope for what a target raised, as the embedded server answers it: a
+    CfpError says its own status and code, a failed step is 500 `step_failed`."""
+    from cfp.errors import CfpError
+    from cfp.services.runtime import StepFailed
+
+    if isinstance(exc, StepFailed):
+        return _error(500, "step_failed", f"step {step} failed: {exc.error}", None, origin)
+    if isinstance(exc, CfpError):
+        return _error(exc.status, exc.code, exc.message, exc.details, origin)
+    return _error(500, "internal", f"internal error: {type(exc).__name__}", None, origin)
+
+
+def _read_body(request: flask.Request, limit: int) -> bytes:
+    from cfp.errors import PayloadTooLarge
+
+    if (request.content_length or 0) > limit:
+        raise PayloadTooLarge(f"request body is over {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is over {limit} bytes")
+    return raw
+
+
+def _query(request: flask.Request) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        out[key] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _motia_request(
+    request: flask.Request, raw: bytes, path_params: dict[str, str]
+) -> dict[str, Any]:
+    """Motia's `req` dict, as the embedded server builds it (cfp.api.steps)."""
+    from cfp.errors import BadRequest
+
+    body: Any = None
+    if raw:
+        if "json" in (request.headers.get("content-type") or "application/json"):
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        else:
+            body = raw.decode("utf-8", errors="replace")
+    return {
+        "body": body,
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "pathParams": path_params,
+        "queryParams": _query(request),
+        "rawBody": raw.decode("utf-8", errors="replace"),
+    }
+
+
+# -- targets --------------------------------------------------------------------------------------
+
+
+@_declare("http")
+def step_api(request: flask.Request) -> flask.Response:
+    """Serve an api step: the request becomes Motia's `req`, the step's answer the response."""
+    import flask
+    from cfp.errors import CfpError, NotFound
+    from cfp.services.runtime import StepFailed
+
+    origin = _origin(request.headers)
+    try:
+        platform, step = _platform_for("api")
+        assert step.route is not None
+        if request.method != step.route.method:
+            response = _error(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; {step.name} serves {step.route.method}",
+                None,
+                origin,
+            )
+            response.headers["allow"] = step.route.method
+            return response
+        params = step.route.match(request.path)
+        if params is None:
+            raise NotFound(f"no route {request.path}; {step.name} serves {step.route.path}")
+        raw = _read_body(request, platform.settings.max_body_bytes)
+        req = _motia_request(request, raw, params)
+
+        async def serve() -> Any:
+            try:
+                return await platform.runtime.handle_api(step, req, origin)
+            finally:
+                await platform.logbook.flush()
+
+        result = _run(serve())
+    except Exception as exc:
+        if not isinstance(exc, CfpError | StepFailed):  # the runtime logged those
+            _log_unexpected(exc)
+        return _failure(exc, origin, _step_name())
+    ids = _id_headers(origin)
+    headers = {k: v for k, v in result.headers.items() if k.lower() not in ids} | ids
+    if isinstance(result.body, bytes | str) and "content-type" in {k.lower() for k in headers}:
+        return flask.Response(result.body, status=result.status, headers=headers)
+    return _json_response(result.body, result.status, headers)
+
+
+@_declare("cloud_event")
+def step_event(cloud_event: CloudEvent) -> None:
+    """Run an event step for one Pub/Sub message. Returning acknowledges the message; raising
+    answers 500 so Pub/Sub redelivers it, which happens only while retries remain."""
+    from cfp.errors import BadRequest
+    from cfp.services.runtime import StepFailed
+
+    platform, step = _platform_for("event")
+    envelope = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    attempt = _delivery_attempt(envelope)
+    try:
+        event = _pubsub_event(cloud_event, envelope)
+    except BadRequest as exc:
+        _run(
+            _park(
+                platform, step, _unreadable_event(cloud_event, envelope), exc.message, "", attempt
+            )
+        )
+        return
+    if event.topic not in step.subscribes:
+        _run(
+            _park(
+                platform,
+                step,
+                event,
+                f"step {step.name} does not subscribe to topic {event.topic!r}",
+                "",
+                attempt,
+            )
+        )
+        return
+
+    async def run() -> None:
+        try:
+            await platform.runtime.execute(step, event, attempt)
+        except StepFailed as exc:
+            if exc.retryable and attempt <= step.queue.maxRetries:
+                raise
+            await _park(platform, step, event, exc.error, exc.traceback, attempt)
+        finally:
+            await platform.logbook.flush()
+
+    _run(run())
+
+
+@_declare("http")
+def step_cron(request: flask.Request) -> flask.Response:
+    """Run a cron step once for one scheduled time: `{"scheduled_at": iso}` in the body, else
+    Cloud Scheduler's X-CloudScheduler-ScheduleTime header, else now. The tick's id is step +
+    scheduled time, so a repeated call for the same time is a no-op. A failed tick answers the
+    error envelope and leaves a dead letter, which a later successful run of the tick clears
+    (Cloud Scheduler retries only as its job's retry config says)."""
+    from cfp.errors import CfpError
+    from cfp.services.runtime import StepFailed
+
+    origin = _origin(request.headers)
+    try:
+        platform, step = _platform_for("cron")
+        if request.method != "POST":
+            response = _error(405, "method_not_allowed", "cron ticks are POSTed", None, origin)
+            response.headers["allow"] = "POST"
+            return response
+        raw = _read_body(request, platform.settings.max_body_bytes)
+        scheduled_at = _scheduled_at(raw, request.headers.get(SCHEDULE_TIME_HEADER))
+        event = _cron_event(step.name, scheduled_at, origin)
+
+        async def run() -> bool:
+            try:
+                return await platform.runtime.execute(step, event, 1)
+            except StepFailed as exc:
+                await _park(platform, step, event, exc.error, exc.traceback, 1)
+                raise
+            finally:
+                await platform.logbook.flush()
+
+        ran = _run(run())
+    except Exception as exc:
+        if not isinstance(exc, CfpError | StepFailed):
+            _log_unexpected(exc)
+        return _failure(exc, origin, _step_name())
+    body = {
+        "step": step.name,
+        "tick_id": event.id,
+        "scheduled_at": event.data["scheduled_at"],
+        "ran": ran,
+    }
+    return _json_response(body, 200, _id_headers(origin))
+
+
+# -- Pub/Sub and cron details ---------------------------------------------------------------------
+
+
+def _delivery_attempt(envelope: dict[str, Any]) -> int:
+    """Pub/Sub's 1-based delivery attempt; it is sent only when the subscription has a dead-letter
+    policy (which `cfp build`'s subscriptions always have), so 1 when absent."""
+    value = envelope.get("deliveryAttempt")
+    if value is None:
+        value = (envelope.get("message") or {}).get("deliveryAttempt")
+    try:
+        return max(1, int(value)) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def _pubsub_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Event:
+    """The CFP event a Pub/Sub push envelope carries; BadRequest if it carries none."""
+    from cfp.domain.events import Event
+    from cfp.errors import BadRequest
+
+    if cloud_event["type"] != PUBSUB_EVENT_TYPE:
+        raise BadRequest(f"unexpected CloudEvent type {cloud_event['type']!r}")
+    message = envelope.get("message")
+    if not isinstance(message, dict):
+        raise BadRequest("the CloudEvent carries no Pub/Sub message")
+    attributes = message.get("attributes") or {}
+    topic = attributes.get("topic")
+    if not topic:
+        raise BadRequest("the Pub/Sub message has no `topic` attribute")
+    event_id = attributes.get("event_id") or message.get("messageId") or message.get("message_id")
+    if not event_id:
+        raise BadRequest("the Pub/Sub message has neither an `event_id` attribute nor an id")
+    try:
+        data = json.loads(base64.b64decode(message.get("data") or "", validate=True) or b"null")
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"the Pub/Sub message data is not base64 JSON: {exc}") from None
+    return Event(
+        topic=topic,
+        data=data,
+        id=str(event_id),
+        trace_id=attributes.get("trace_id") or "",
+        correlation_id=attributes.get("correlation_id") or "",
+        traceparent=attributes.get("traceparent") or "",
+        message_group_id=attributes.get("message_group_id") or message.get("orderingKey") or None,
+        source_step=attributes.get("source_step") or None,
+    )
+
+
+def _unreadable_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Event:
+    """What can be kept of a message that is no CFP event, for its dead letter."""
+    from cfp.domain.events import Event
+
+    message = envelope.get("message") if isinstance(envelope.get("message"), dict) else {}
+    attributes = message.get("attributes") or {}
+    ident = message.get("messageId") or message.get("message_id") or cloud_event["id"]
+    return Event(
+        topic=str(attributes.get("topic") or "?"),
+        data={"cloudevent_type": cloud_event["type"], "envelope": cloud_event.data},
+        id=f"pubsub:{ident}",
+    )
+
+
+async def _park(
+    platform: Platform, step: StepDef, event: Event, error: str, tb: str, attempts: int
+) -> None:
+    await platform.queue.park(step.name, event, error, tb, attempts)
+    platform.logbook.log(
+        "error",
+        f"step {step.name} dead-lettered event {event.id} after {attempts} attempt(s): {error}",
+        {"event_id": event.id, "topic": event.topic, "step": step.name},
+    )
+    await platform.logbook.flush()
+
+
+def _scheduled_at(raw: bytes, header: str | None) -> float:
+    from cfp.errors import BadRequest
+
+    value: Any = None
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        value = body.get("scheduled_at") if isinstance(body, dict) else None
+    value = value or header
+    if not value:
+        return time.time()
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise BadRequest(
+            f"scheduled_at {value!r} is not an ISO 8601 time", details={"field": "scheduled_at"}
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def _cron_event(step: str, scheduled_at: float, origin: Origin) -> Event:
+    """The tick event, with the id and data `Runtime.fire_cron` gives the same tick."""
+    from cfp.domain.events import CRON_TOPIC_PREFIX, Event
+
+    stamp = datetime.fromtimestamp(scheduled_at, UTC).isoformat(timespec="seconds")
+    return Event(
+        topic=CRON_TOPIC_PREFIX + step,
+        data={"scheduled_at": stamp},
+        id=f"cron:{step}:{int(scheduled_at)}",
+        trace_id=origin.trace_id,
+        correlation_id=origin.correlation_id,
+        traceparent=origin.traceparent,
+        created_at=time.time(),
+    )
+
+
+def _step_name() -> str | None:
+    platform = _platform
+    return platform.settings.step if platform is not None else None
+
+
+def _log_unexpected(exc: Exception) -> None:
+    import traceback
+
+    platform = _platform
+    text = "".join(traceback.format_exception(exc))
+    if platform is not None:
+        platform.logbook.log(
+            "error", f"function failed: {type(exc).__name__}: {exc}", {"traceback": text}
+        )
+    else:
+        sys.stderr.write(text)
