@@ -26,7 +26,9 @@ def free_port() -> int:
 class CfpProcess:
     """One `cfp start` serving `project` on its own port."""
 
-    def __init__(self, project: Path, data_dir: Path, log: Path, *extra: str) -> None:
+    def __init__(
+        self, project: Path, data_dir: Path, log: Path, *extra: str, command: str = "start"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -40,7 +42,7 @@ class CfpProcess:
             self.proc = subprocess.Popen(
                 [
                     str(CFP),
-                    "start",
+                    command,
                     "--project",
                     str(project),
                     "--data-dir",
