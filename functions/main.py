@@ -388,7 +388,7 @@ def step_cron(request: flask.Request) -> flask.Response:
             return response
         raw = _read_body(request, platform.settings.max_body_bytes)
         scheduled_at = _scheduled_at(raw, request.headers.get(SCHEDULE_TIME_HEADER))
-        event = _cron_event(step.name, scheduled_at, origin)
+        event = platform.runtime.cron_event(step.name, scheduled_at, origin)
 
         async def run() -> bool:
             try:
@@ -509,22 +509,6 @@ def _scheduled_at(raw: bytes, header: str | None) -> float:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
-
-
-def _cron_event(step: str, scheduled_at: float, origin: Origin) -> Event:
-    """The tick event, with the id and data `Runtime.fire_cron` gives the same tick."""
-    from cfp.domain.events import CRON_TOPIC_PREFIX, Event
-
-    stamp = datetime.fromtimestamp(scheduled_at, UTC).isoformat(timespec="seconds")
-    return Event(
-        topic=CRON_TOPIC_PREFIX + step,
-        data={"scheduled_at": stamp},
-        id=f"cron:{step}:{int(scheduled_at)}",
-        trace_id=origin.trace_id,
-        correlation_id=origin.correlation_id,
-        traceparent=origin.traceparent,
-        created_at=time.time(),
-    )
 
 
 def _step_name() -> str | None:

@@ -487,23 +487,26 @@ class Runtime:
         await self.queue.publish([event])
         return event
 
-    async def fire_cron(self, schedule: Schedule, scheduled_at: float) -> None:
-        """Enqueue one tick; the id is step + scheduled time, so each tick runs once."""
-        stamp = datetime.fromtimestamp(scheduled_at, UTC).isoformat(timespec="seconds")
-        origin = Origin()
-        await self.queue.publish(
-            [
-                Event(
-                    topic=CRON_TOPIC_PREFIX + schedule.step,
-                    data={"scheduled_at": stamp},
-                    id=f"cron:{schedule.step}:{int(scheduled_at)}",
-                    trace_id=origin.trace_id,
-                    correlation_id=origin.correlation_id,
-                    traceparent=origin.traceparent,
-                    created_at=self.clock(),
+    def cron_event(self, step: str, scheduled_at: float, origin: Origin | None = None) -> Event:
+        """The event of one tick; its id is step + scheduled time, so each tick runs once."""
+        origin = origin or Origin()
+        return Event(
+            topic=CRON_TOPIC_PREFIX + step,
+            data={
+                "scheduled_at": datetime.fromtimestamp(scheduled_at, UTC).isoformat(
+                    timespec="seconds"
                 )
-            ]
+            },
+            id=f"cron:{step}:{int(scheduled_at)}",
+            trace_id=origin.trace_id,
+            correlation_id=origin.correlation_id,
+            traceparent=origin.traceparent,
+            created_at=self.clock(),
         )
+
+    async def fire_cron(self, schedule: Schedule, scheduled_at: float) -> None:
+        """Enqueue one tick (the scheduler's callback)."""
+        await self.queue.publish([self.cron_event(schedule.step, scheduled_at)])
 
     async def execute(
         self, step: StepDef, event: Event, attempt: int, delivery: Delivery | None = None
