@@ -244,36 +244,19 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
     return raw
 
 
-def _query(request: flask.Request) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in request.args:
-        values = request.args.getlist(key)
-        out[key] = values[0] if len(values) == 1 else values
-    return out
-
-
 def _motia_request(
     request: flask.Request, raw: bytes, path_params: dict[str, str]
 ) -> dict[str, Any]:
-    """Motia's `req` dict, as the embedded server builds it (cfp.api.steps)."""
-    from cfp.errors import BadRequest
+    """Motia's `req` dict, as the embedded server builds it."""
+    from cfp.domain.requests import motia_request
 
-    body: Any = None
-    if raw:
-        if "json" in (request.headers.get("content-type") or "application/json"):
-            try:
-                body = json.loads(raw)
-            except ValueError as exc:
-                raise BadRequest(f"request body is not valid JSON: {exc}") from None
-        else:
-            body = raw.decode("utf-8", errors="replace")
-    return {
-        "body": body,
-        "headers": {k.lower(): v for k, v in request.headers.items()},
-        "pathParams": path_params,
-        "queryParams": _query(request),
-        "rawBody": raw.decode("utf-8", errors="replace"),
-    }
+    return motia_request(
+        raw,
+        content_type=request.headers.get("content-type"),
+        headers=request.headers.items(),
+        path_params=path_params,
+        query=request.args.items(multi=True),
+    )
 
 
 # -- targets --------------------------------------------------------------------------------------

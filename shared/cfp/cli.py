@@ -137,20 +137,20 @@ def serve(settings: Settings, *, reload: bool) -> None:
     uvicorn.run("cfp.api.server:app_from_env", **kwargs)
 
 
-@app.command()
-def dev(
-    project: ProjectOpt = None,
-    name: NameOpt = None,
-    env: EnvOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    data_dir: DataOpt = None,
-    validation_mode: ModeOpt = None,
-    backend: BackendOpt = None,
-) -> None:
-    """Run a project locally and reload when its step files change."""
-    serve(
-        settings_from(
+def server_command(*, reload: bool, doc: str) -> Any:
+    """`cfp dev` and `cfp start`: the same flags, with or without reloading."""
+
+    def command(
+        project: ProjectOpt = None,
+        name: NameOpt = None,
+        env: EnvOpt = None,
+        host: HostOpt = None,
+        port: PortOpt = None,
+        data_dir: DataOpt = None,
+        validation_mode: ModeOpt = None,
+        backend: BackendOpt = None,
+    ) -> None:
+        settings = settings_from(
             project_dir=project,
             project_name=name,
             env=env,
@@ -159,36 +159,17 @@ def dev(
             data_dir=data_dir,
             validation_mode=validation_mode,
             backend=backend,
-        ),
-        reload=True,
-    )
+        )
+        serve(settings, reload=reload)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command()
-def start(
-    project: ProjectOpt = None,
-    name: NameOpt = None,
-    env: EnvOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    data_dir: DataOpt = None,
-    validation_mode: ModeOpt = None,
-    backend: BackendOpt = None,
-) -> None:
-    """Run a project (no reload)."""
-    serve(
-        settings_from(
-            project_dir=project,
-            project_name=name,
-            env=env,
-            host=host,
-            port=port,
-            data_dir=data_dir,
-            validation_mode=validation_mode,
-            backend=backend,
-        ),
-        reload=False,
-    )
+app.command("dev")(
+    server_command(reload=True, doc="Run a project locally; reload when its files change.")
+)
+app.command("start")(server_command(reload=False, doc="Run a project (no reload)."))
 
 
 @app.command()

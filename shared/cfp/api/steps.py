@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cfp.api.errors import envelope
-from cfp.errors import BadRequest
+from cfp.domain.requests import motia_request
 from cfp.services.loader import StepDef
 from cfp.services.runtime import Origin, StepFailed
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _query(request: Request) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in request.query_params:
-        values = request.query_params.getlist(key)
-        out[key] = values[0] if len(values) == 1 else values
-    return out
 
 
 def step_endpoint(step: StepDef) -> Endpoint:
@@ -30,22 +20,13 @@ def step_endpoint(step: StepDef) -> Endpoint:
 
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
-        body: Any = None
-        if raw:
-            if "json" in request.headers.get("content-type", "application/json"):
-                try:
-                    body = json.loads(raw)
-                except ValueError as exc:
-                    raise BadRequest(f"request body is not valid JSON: {exc}") from None
-            else:
-                body = raw.decode("utf-8", errors="replace")
-        req = {
-            "body": body,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
-            "pathParams": dict(request.path_params),
-            "queryParams": _query(request),
-            "rawBody": raw.decode("utf-8", errors="replace"),
-        }
+        req = motia_request(
+            raw,
+            content_type=request.headers.get("content-type"),
+            headers=request.headers.items(),
+            path_params=request.path_params,
+            query=request.query_params.multi_items(),
+        )
         state = request.scope["state"]
         origin = Origin(state["trace_id"], state["correlation_id"], state["traceparent"])
         platform = request.app.state.platform

@@ -33,6 +33,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _dead_filter(
+    prefix: str, *, step: str | None, topic: str | None
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and parameters selecting dead letters, optionally of one step or topic."""
+    clauses: list[str] = [f"{prefix}status = 'dead'"]
+    params: list[Any] = []
+    for column, value in (("step", step), ("topic", topic)):
+        if value:
+            clauses.append(f"{prefix}{column} = ?")
+            params.append(value)
+    return clauses, params
+
+
 class SqliteEventQueue:
     """EventQueue on SQLite. Publish fans an event out into one delivery per subscribing step."""
 
@@ -260,13 +273,7 @@ class SqliteEventQueue:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        clauses, params = ["d.status = 'dead'"], []
-        if step:
-            clauses.append("d.step = ?")
-            params.append(step)
-        if topic:
-            clauses.append("d.topic = ?")
-            params.append(topic)
+        clauses, params = _dead_filter("d.", step=step, topic=topic)
         if cursor:
             if not cursor.isdigit():
                 raise BadRequest("cursor is not one this server issued", details={"cursor": cursor})
@@ -314,18 +321,12 @@ class SqliteEventQueue:
         self, *, ids: Sequence[str] = (), step: str | None = None, topic: str | None = None
     ) -> int:
         now = self.clock()
-        clauses, params = ["status = 'dead'"], []
+        clauses, params = _dead_filter("", step=step, topic=topic)
         if ids:
             if not all(i.isdigit() for i in ids):
                 raise BadRequest("dead letter ids are numbers", details={"ids": list(ids)})
             clauses.append(f"seq IN ({','.join('?' * len(ids))})")
             params += [int(i) for i in ids]
-        if step:
-            clauses.append("step = ?")
-            params.append(step)
-        if topic:
-            clauses.append("topic = ?")
-            params.append(topic)
 
         def job(conn: sqlite3.Connection) -> tuple[int, set[str]]:
             rows = conn.execute(
