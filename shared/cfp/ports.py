@@ -68,6 +68,10 @@ class EventQueue(Protocol):
         """Durably accept events; an id already accepted is ignored. Returns the new ids."""
         ...
 
+    async def get_event(self, event_id: str) -> Event | None:
+        """An accepted event by id."""
+        ...
+
     async def commit(
         self,
         *,

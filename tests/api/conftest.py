@@ -99,6 +99,8 @@ PROJECT = {
     """,
     "steps/vault_stream.py": """
         async def can_access(subscription, auth_context):
+            if auth_context["query"].get("token") == "explode":
+                raise RuntimeError("token service unavailable")
             return auth_context["query"].get("token") == "letmein"
 
         config = {"name": "vault", "baseConfig": {"storageType": "default"},
@@ -126,7 +128,8 @@ Serve = Callable[..., TestClient]
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
-    """`serve(files=PROJECT, **settings)`: a started app on a fresh data dir; stopped at the end."""
+    """`serve(files=PROJECT, **settings)`: a started app on a fresh data dir; stopped at the end.
+    `raise_server_exceptions=False` answers unexpected errors as a server would, with a 500."""
     with contextlib.ExitStack() as stack:
         count = 0
 
@@ -134,6 +137,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
             files: dict[str, str] | None = None,
             *,
             project_dir: Path | None = None,
+            raise_server_exceptions: bool = True,
             **overrides: Any,
         ) -> TestClient:
             nonlocal count
@@ -148,7 +152,10 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
             )
             values.update(overrides)
             platform = build(Settings(**values), log_stream=io.StringIO())
-            return stack.enter_context(TestClient(create_app(platform)))
+            client = TestClient(
+                create_app(platform), raise_server_exceptions=raise_server_exceptions
+            )
+            return stack.enter_context(client)
 
         yield start
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from cfp.domain.tracing import parse_traceparent
 
-from tests.api.conftest import R, error_of, ok_json, wait_for
+from tests.api.conftest import PROJECT, R, error_of, ok_json, wait_for
 
 pytestmark = pytest.mark.api
 
@@ -57,6 +57,28 @@ def test_api_step_errors_use_the_envelope(serve):
     error_of(client.get("/echo/t/1"), 405, "method_not_allowed")
 
 
+def test_unexpected_error_is_a_500_envelope_with_the_request_ids(serve):
+    files = {
+        **PROJECT,
+        "steps/when_step.py": """
+            from datetime import datetime
+
+            config = {"type": "api", "name": "When", "path": "/when", "method": "GET",
+                      "flows": ["ops"]}
+
+            async def handler(req, context):
+                return {"status": 200, "body": {"at": datetime(2020, 1, 1)}}  # not JSON
+        """,
+    }
+    client = serve(files, raise_server_exceptions=False)
+    response = client.get(
+        "/when", headers={"x-correlation-id": "c-500", "traceparent": TRACEPARENT}
+    )
+    error = error_of(response, 500, "internal")
+    assert error["correlation_id"] == "c-500" and "TypeError" in error["message"]
+    assert response.headers["traceparent"] == TRACEPARENT
+
+
 def test_no_content_response_has_no_body(serve):
     client = serve()
     response = client.post("/fix")
@@ -101,7 +123,9 @@ def test_ids_are_kept_when_sent_and_carried_by_emitted_events(serve):
 def test_posted_events_carry_the_request_ids(serve):
     client = serve()
     sent = {"x-correlation-id": "batch-7", "traceparent": TRACEPARENT}
-    accepted = client.post(f"{R}/events", json={"topic": "note", "data": {"id": "e1"}}, headers=sent)
+    accepted = client.post(
+        f"{R}/events", json={"topic": "note", "data": {"id": "e1"}}, headers=sent
+    )
     assert ok_json(accepted, 202)["trace_id"] == TRACE
     seen = wait_for(lambda: client.get(f"{R}/state/seen/e1").json().get("value"))
     assert (seen["trace_id"], seen["correlation_id"]) == (TRACE, "batch-7")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cfp.api.errors import unexpected
 from cfp.domain.tracing import make_traceparent, new_correlation_id, new_trace_id, parse_traceparent
 from cfp.services.observability import correlation_var, trace_var
 
@@ -39,9 +41,12 @@ class RequestIds:
         scope["state"]["trace_id"] = trace_id
         scope["state"]["traceparent"] = traceparent
         tokens = correlation_var.set(correlation), trace_var.set(trace_id)
+        started = False
 
         async def send_with_ids(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 raw = [
                     (k, v)
                     for k, v in message.get("headers", [])
@@ -56,6 +61,13 @@ class RequestIds:
 
         try:
             await self.app(scope, receive, send_with_ids)
+        except Exception as exc:
+            # Starlette answers unexpected errors outside every middleware, where these ids are
+            # gone; answer here with them, and let the error go on to the server's log
+            if scope["type"] == "http" and not started:
+                response = await unexpected(Request(scope, receive), exc)
+                await response(scope, receive, send_with_ids)
+            raise
         finally:
             correlation_var.reset(tokens[0])
             trace_var.reset(tokens[1])

@@ -82,6 +82,19 @@ async def stream_socket(websocket: WebSocket) -> None:
                         "error": {"code": exc.code, "message": exc.message, "details": exc.details},
                     }
                 )
+            except Exception as exc:  # e.g. a project's canAccess raised: this message fails,
+                # the connection and its other subscriptions stay
+                platform.logbook.log(
+                    "error",
+                    f"websocket message failed: {type(exc).__name__}: {exc}",
+                    {"ws_message": message},
+                )
+                subscriber.offer(
+                    {
+                        "type": "error",
+                        "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"},
+                    }
+                )
     except WebSocketDisconnect:
         pass
     finally:

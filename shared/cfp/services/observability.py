@@ -86,7 +86,7 @@ class LogBook:
         stored = json.loads(text)
         stored["ts"] = now
         ident = f"{time.time_ns():020d}-{next(self._seq):06d}"
-        stored["id"] = ident
+        stored["log_id"] = ident
         self._pending.append(SetDoc(f"{self.scope.logs()}/{ident}", stored))
         for tail in list(self._tails):
             tail(stored)

@@ -483,8 +483,10 @@ class Runtime:
             message_group_id=message_group_id,
             created_at=self.clock(),
         )
+        if not await self.queue.publish([event]):
+            # a client retrying with its own id: answer with the event it already sent
+            return await self.queue.get_event(event.id) or event
         await self.documents.apply([self._trace(origin, f"event:{topic}", "event")])
-        await self.queue.publish([event])
         return event
 
     def cron_event(self, step: str, scheduled_at: float, origin: Origin | None = None) -> Event:
@@ -637,8 +639,11 @@ class Runtime:
                 self._running.add(task)
                 task.add_done_callback(finished)
             if not leased or len(mine) >= capacity:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands
+                # as the wait ends, and stop() would then wait for this loop forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.options.poll_seconds)
+                    async with asyncio.timeout(self.options.poll_seconds):
+                        await wake.wait()
 
     async def _heartbeat(self) -> None:
         while True:

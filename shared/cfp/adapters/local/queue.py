@@ -117,6 +117,10 @@ class SqliteEventQueue:
         self._notify(steps)
         return accepted
 
+    async def get_event(self, event_id: str) -> Event | None:
+        row = self.db.read().execute("SELECT body FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else Event.from_dict(json.loads(row[0]))
+
     async def commit(
         self,
         *,
@@ -181,12 +185,21 @@ class SqliteEventQueue:
                     (step, now, limit),
                 ).fetchall()
             else:
-                rows = conn.execute(
-                    "SELECT seq FROM deliveries WHERE step = ?1 AND available_at <= ?2"
-                    " AND (status = 'pending' OR (status = 'leased' AND lease_expires < ?2))"
+                # Two scans in deliveries_due order, merged: one query with the OR sorted every
+                # due row of the step in a temp b-tree on each lease, O(backlog) per lease.
+                due = conn.execute(
+                    "SELECT available_at, seq FROM deliveries WHERE step = ?1"
+                    " AND status = 'pending' AND available_at <= ?2"
                     " ORDER BY available_at, seq LIMIT ?3",
                     (step, now, limit),
                 ).fetchall()
+                due += conn.execute(
+                    "SELECT available_at, seq FROM deliveries WHERE step = ?1"
+                    " AND status = 'leased' AND available_at <= ?2 AND lease_expires < ?2"
+                    " ORDER BY available_at, seq LIMIT ?3",
+                    (step, now, limit),
+                ).fetchall()
+                rows = [(seq,) for _, seq in sorted(due)[:limit]]
             leased: list[Delivery] = []
             for (seq,) in rows:
                 row = conn.execute(
