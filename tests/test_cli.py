@@ -186,3 +186,42 @@ def test_create_refuses_a_directory_that_is_not_empty(runner, tmp_path):
     assert result.exit_code == 1
     assert "not empty" in result.stderr
     assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+
+
+def test_install_runs_pip_on_the_projects_requirements(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "requirements.txt").write_text("httpx\n")  # already in this environment
+    done = subprocess.run(
+        [str(CFP), "install", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Requirement already satisfied: httpx" in done.stdout
+    assert f"installed {project / 'requirements.txt'}" in done.stdout
+
+
+def test_install_reports_a_failing_requirements_file(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "requirements.txt").write_text("this is === not a requirement\n")
+    done = subprocess.run(
+        [str(CFP), "install", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "installing" in done.stderr and "failed" in done.stderr
+
+
+def test_install_without_a_project_dir_fails(tmp_path):
+    done = subprocess.run(
+        [str(CFP), "install", "--project", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "--project DIR" in done.stderr
