@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cfp.app import Platform
-from cfp.domain.documents import Filter, raw_id
+from cfp.domain.documents import Filter, doc_id, raw_id
 from cfp.domain.flows import build_flows
 from cfp.errors import BadRequest, NotFound, ValidationFailed
 from cfp.services.runtime import Origin
@@ -182,7 +182,6 @@ async def get_trace(request: Request) -> JSONResponse:
         cursor = page.next_cursor
         if not cursor:
             break
-    from cfp.domain.documents import doc_id
 
     summary = await p.documents.get(f"{p.scope.traces()}/{doc_id(trace_id)}")
     if summary is None and not executions:
