@@ -7,7 +7,8 @@ before answering). The load generator runs in its own process, open loop: reques
 scheduled at fixed intervals and latency is measured from the scheduled time, so queueing
 caused by a slow server is counted. Step-up: each rate runs for --step-seconds; a rate is
 sustained when p95 <= 50 ms, no errors and >= 95 % of the scheduled requests answered within
-the window. The first rate that fails ends the search.
+the window. A rate that fails is tried once more (the machine may be shared; a burst from
+another process can spoil one 4-second window); the first rate that fails twice ends the search.
 
     .venv/bin/python bench/api_latency.py [--rate 500] [--seconds 10]
 """
@@ -15,6 +16,7 @@ the window. The first rate that fails ends the search.
 from __future__ import annotations
 
 import argparse
+import time
 
 from common import RssSampler, Server, facts, loadgen, result
 
@@ -41,9 +43,7 @@ def main() -> None:
         idle_mb = server.rss_mb()
         loadgen(url=server.url, path="/ping", rate=200, duration=1)  # warm-up, not counted
         with RssSampler(server.pid) as rss:
-            steady = loadgen(
-                url=server.url, path="/ping", rate=args.rate, duration=args.seconds
-            )
+            steady = loadgen(url=server.url, path="/ping", rate=args.rate, duration=args.seconds)
             lat = steady["latency"]
             print(
                 f"GET /ping at {args.rate:.0f} req/s for {args.seconds:.0f}s:"
@@ -51,34 +51,43 @@ def main() -> None:
                 f" p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms,"
                 f" p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms"
             )
+            if steady["errors"]:
+                print(f"errors: {steady['statuses']} {steady['error_samples']}")
             best, failed, steps = 0.0, None, []
             for rate in STEPS:
-                rep = loadgen(
-                    url=server.url,
-                    path="/ping",
-                    rate=rate,
-                    duration=args.step_seconds,
-                    max_conns=512,
-                    timeout=5,
-                    max_seconds=args.step_seconds + 15,
-                )
-                ok = sustained(rep, rate, args.step_seconds)
-                steps.append(
-                    {
-                        "rate": rate,
-                        "achieved": rep["achieved_rate"],
-                        "p95_ms": rep["latency"]["p95_ms"],
-                        "p99_ms": rep["latency"]["p99_ms"],
-                        "errors": rep["errors"],
-                        "sustained": ok,
-                    }
-                )
-                print(
-                    f"  step {rate:>5} req/s: achieved {rep['achieved_rate']:>7.1f},"
-                    f" p50 {rep['latency']['p50_ms']:8.2f} ms, p95 {rep['latency']['p95_ms']:8.2f} ms,"
-                    f" errors {rep['errors']}, conns {rep['connections_peak']}"
-                    f" -> {'sustained' if ok else 'NOT sustained'}"
-                )
+                for attempt in (1, 2):
+                    time.sleep(1.0)  # let the previous step's connections and queue drain
+                    rep = loadgen(
+                        url=server.url,
+                        path="/ping",
+                        rate=rate,
+                        duration=args.step_seconds,
+                        max_conns=512,
+                        timeout=5,
+                        max_seconds=args.step_seconds + 15,
+                    )
+                    ok = sustained(rep, rate, args.step_seconds)
+                    steps.append(
+                        {
+                            "rate": rate,
+                            "attempt": attempt,
+                            "achieved": rep["achieved_rate"],
+                            "p95_ms": rep["latency"]["p95_ms"],
+                            "p99_ms": rep["latency"]["p99_ms"],
+                            "errors": rep["errors"],
+                            "sustained": ok,
+                        }
+                    )
+                    print(
+                        f"  step {rate:>5} req/s{' (again)' if attempt == 2 else ''}:"
+                        f" achieved {rep['achieved_rate']:>7.1f},"
+                        f" p50 {rep['latency']['p50_ms']:8.2f} ms,"
+                        f" p95 {rep['latency']['p95_ms']:8.2f} ms,"
+                        f" errors {rep['errors']}, conns {rep['connections_peak']}"
+                        f" -> {'sustained' if ok else 'NOT sustained'}"
+                    )
+                    if ok:
+                        break
                 if not ok:
                     failed = rate
                     break
@@ -89,6 +98,8 @@ def main() -> None:
         + (f" (next step {failed} req/s failed)" if failed else " (top of the step table)")
     )
     print(f"server RSS: idle {idle_mb:.1f} MB, peak under load {peak_mb:.1f} MB")
+    if steady["errors"]:
+        print("server log (tail):\n" + server.log_tail)
     result(
         "api_latency",
         {

@@ -7,6 +7,7 @@ Every script prints its figures for a person and, last, one `BENCH_RESULT {json}
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -95,6 +96,7 @@ class Server:
         self.env = {**os.environ, "CFP_LOG_LEVEL": "warn", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_seconds = 0.0
+        self.log_tail = ""
 
     @property
     def pid(self) -> int:
@@ -149,6 +151,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log.exists():
+            self.log_tail = self.log.read_text(errors="replace")[-3000:]
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Server:
@@ -187,7 +191,7 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, int(round(p / 100 * len(ordered) + 0.5 - 1e-9)))
+    rank = max(1, math.ceil(p / 100 * len(ordered) - 1e-9))
     return ordered[min(rank, len(ordered)) - 1]
 
 

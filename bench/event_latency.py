@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from common import EVENTS_PATH, Server, facts, loadgen, result, state_items, summary_ms
 
@@ -80,6 +79,9 @@ def main() -> None:
         queued.append(started - at)
         handler.append(ended - started)
     lat = summary_ms(total)
+    if report["errors"]:
+        print(f"errors: {report['statuses']} {report['error_samples']}")
+        print("server log (tail):\n" + server.log_tail)
     print(
         f"{got}/{n} probe events handled at {args.rate:.0f}/s target"
         f" ({report['achieved_rate']:.1f}/s accepted, {report['errors']} errors)"

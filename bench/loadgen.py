@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, int(round(p / 100 * len(ordered) + 0.5 - 1e-9)))
+    rank = max(1, math.ceil(p / 100 * len(ordered) - 1e-9))
     return ordered[min(rank, len(ordered)) - 1]
 
 
@@ -48,10 +49,16 @@ def summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
+# uvicorn closes a keep-alive connection after 5 s idle; never reuse one idle this long
+IDLE_REUSE_SECONDS = 3.0
+
+
 class Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.perf_counter()
+        self.reused = False
 
     async def request(self, payload: bytes) -> tuple[int, bytes, bool]:
         """Send one request; (status, body, keep_alive)."""
@@ -93,8 +100,16 @@ class Pool:
         self.waiting = 0
 
     async def acquire(self) -> Conn:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn = self.idle.pop()
+            if (
+                time.perf_counter() - conn.last_used < IDLE_REUSE_SECONDS
+                and not conn.reader.at_eof()
+            ):
+                conn.reused = True
+                return conn
+            conn.close()  # stale: the server may have closed it
+            self.total -= 1
         if self.total < self.max_conns:
             self.total += 1
             self.peak = max(self.peak, self.total)
@@ -120,6 +135,8 @@ class Pool:
             if self.waiting:
                 self.waiters.put_nowait(None)
             return
+        conn.last_used = time.perf_counter()
+        conn.reused = True
         if self.waiting:
             self.waiters.put_nowait(conn)
         else:
@@ -146,6 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     lag: list[float] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
+    retries: list[str] = []
     wall_first_send: list[float] = []
     wall_last_done = 0.0
     n = args.count if args.count else int(args.rate * args.duration)
@@ -155,29 +173,46 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         nonlocal wall_last_done
         body = template.replace("__I__", str(i)).replace("__T__", repr(time.time())).encode()
         payload = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        conn: Conn | None = None
-        ok = False
-        try:
-            conn = await pool.acquire()
-            sent = time.perf_counter()
-            if not wall_first_send:
-                wall_first_send.append(time.time())
-            lag.append(sent - scheduled)
-            status, _, keep = await asyncio.wait_for(conn.request(payload), args.timeout)
-            done = time.perf_counter()
-            ok = keep
-            wall_last_done = time.time()
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-            if 200 <= status < 300:
-                from_scheduled.append(done - scheduled)
-                from_sent.append(done - sent)
-            else:
-                errors.append(f"HTTP {status}")
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            if conn is not None:
-                pool.release(conn, ok)
+        for attempt in (1, 2):
+            conn: Conn | None = None
+            ok = False
+            try:
+                conn = await pool.acquire()
+                sent = time.perf_counter()
+                if not wall_first_send:
+                    wall_first_send.append(time.time())
+                if attempt == 1:
+                    lag.append(sent - scheduled)
+                status, _, keep = await asyncio.wait_for(conn.request(payload), args.timeout)
+                done = time.perf_counter()
+                ok = keep
+                wall_last_done = time.time()
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                if 200 <= status < 300:
+                    from_scheduled.append(done - scheduled)
+                    from_sent.append(done - sent)
+                else:
+                    errors.append(f"HTTP {status}")
+                return
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                # a reused keep-alive connection the server closed before reading the request
+                # answers nothing at all: the request was not processed, send it again once
+                stale = (
+                    conn is not None
+                    and conn.reused
+                    and (
+                        isinstance(exc, ConnectionResetError | BrokenPipeError)
+                        or (isinstance(exc, asyncio.IncompleteReadError) and not exc.partial)
+                    )
+                )
+                if attempt == 1 and stale:
+                    retries.append(f"{type(exc).__name__}")
+                    continue
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                if conn is not None:
+                    pool.release(conn, ok)
 
     started = time.perf_counter()
     tasks: set[asyncio.Task[None]] = set()
@@ -217,6 +252,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "errors": len(errors),
         "unfinished": n - completed - len(errors),
         "error_samples": sorted(set(errors))[:5],
+        "stale_connection_retries": len(retries),
         "statuses": statuses,
         "elapsed_s": round(elapsed, 3),
         "achieved_rate": round(completed / elapsed, 1) if elapsed else 0.0,

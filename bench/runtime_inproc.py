@@ -16,16 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PROJECT, facts, result, state_items, summary_ms
+from common import PROJECT, SLUG, facts, result, state_items, summary_ms
 
 
-async def run(n: int, inflight: int, data_dir: Path) -> dict[str, float]:
+async def run(n: int, inflight: int, data_dir: Path, project: Path) -> dict[str, float]:
     from cfp.app import build
     from cfp.services.runtime import Origin
     from cfp.settings import Settings
 
     platform = build(
-        Settings(project_dir=PROJECT, data_dir=data_dir, log_level="warn"),
+        Settings(project_dir=project, project_name=SLUG, data_dir=data_dir, log_level="warn"),
         log_stream=io.StringIO(),
     )
     await platform.start()
@@ -69,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--project", type=Path, default=PROJECT, help="a variant of the chain")
     parser.add_argument("--profile", action="store_true", help="cProfile the loop thread")
     args = parser.parse_args()
     import uvloop
@@ -81,11 +82,11 @@ def main() -> None:
 
             prof = cProfile.Profile()
             prof.enable()
-            out = uvloop.run(run(args.events, args.inflight, tmp / "data"))
+            out = uvloop.run(run(args.events, args.inflight, tmp / "data", args.project))
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         else:
-            out = uvloop.run(run(args.events, args.inflight, tmp / "data"))
+            out = uvloop.run(run(args.events, args.inflight, tmp / "data", args.project))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n = args.events

@@ -28,7 +28,10 @@ def main() -> None:
     with Server() as server:
         time.sleep(1.0)
         idle_mb = server.rss_mb()
-        print(f"server pid {server.pid} ready in {server.ready_seconds:.2f}s, idle RSS {idle_mb:.1f} MB")
+        print(
+            f"server pid {server.pid} ready in {server.ready_seconds:.2f}s,"
+            f" idle RSS {idle_mb:.1f} MB"
+        )
         with RssSampler(server.pid) as rss:
             report = loadgen(
                 url=server.url,
@@ -50,6 +53,8 @@ def main() -> None:
                 conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
             )
         after_mb = server.rss_mb()
+        wal = server.db_path.with_name("cfp.db-wal")
+        wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
     first = report["wall_first_send"]
     last_commit = max(r[0] for r in rows)
     span = last_commit - first
@@ -66,10 +71,17 @@ def main() -> None:
     )
     print(
         f"per-chain latency (ingest send -> B handler): p50 {chain_latency['p50_ms']:.1f} ms,"
-        f" p95 {chain_latency['p95_ms']:.1f} ms, p99 {chain_latency['p99_ms']:.1f} ms (at saturation)"
+        f" p95 {chain_latency['p95_ms']:.1f} ms, p99 {chain_latency['p99_ms']:.1f} ms"
+        " (at saturation: mostly time queued behind earlier chains)"
     )
-    print(f"leftover deliveries by status: {statuses or 'none'}")
-    print(f"server RSS: idle {idle_mb:.1f} MB, peak under load {rss.peak_kb / 1024:.1f} MB, after {after_mb:.1f} MB")
+    if report["errors"]:
+        print(f"errors: {report['statuses']} {report['error_samples']}")
+        print("server log (tail):\n" + server.log_tail)
+    print(f"leftover deliveries by status: {statuses or 'none'}; WAL file {wal_mb:.1f} MB")
+    print(
+        f"server RSS: idle {idle_mb:.1f} MB, peak under load {rss.peak_kb / 1024:.1f} MB,"
+        f" after {after_mb:.1f} MB"
+    )
     result(
         "throughput",
         {
@@ -87,6 +99,7 @@ def main() -> None:
             "idle_rss_mb": round(idle_mb, 1),
             "peak_rss_mb": round(rss.peak_kb / 1024, 1),
             "after_rss_mb": round(after_mb, 1),
+            "wal_mb": round(wal_mb, 1),
         },
     )
 

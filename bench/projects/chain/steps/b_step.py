@@ -12,4 +12,5 @@ config = {
 
 
 async def handler(input, context):
-    await context.state.set("done", str(input["id"]), {"t0": input.get("t0"), "t_done": time.time()})
+    done = {"t0": input.get("t0"), "t_done": time.time()}
+    await context.state.set("done", str(input["id"]), done)
