@@ -74,9 +74,10 @@ config = {
 
 async def handler(input, context):
     hello = HelloSaid.model_validate(input)
-    previous = await context.state.get("greetings", hello.name) or {"count": 0}
-    greeting = {"message": hello.message, "count": previous["count"] + 1}
-    await context.state.set("greetings", hello.name, greeting)
+    await context.state.set("greetings", hello.name, {"message": hello.message})
+    # increment is atomic: two greetings handled at the same time both count
+    count = await context.state.increment("greeting_counts", hello.name)
+    greeting = {"message": hello.message, "count": count}
     context.logger.info("Remembered a greeting", {"name": hello.name, **greeting})
 """
 
@@ -105,7 +106,7 @@ A CFP project: steps in `steps/`, each one file with a `config` and an `async de
 - `steps/hello_api_step.py`, step SayHello (api): `POST /hello {{"name": "Ada"}}` answers a
   greeting and emits `hello.said`;
 - `steps/hello_event_step.py`, step RememberHello (event): on `hello.said`, keeps the greeting
-  and a count in the state group `greetings`.
+  and counts them in `greeting_counts`.
 
 Run it:
 
