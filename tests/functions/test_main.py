@@ -618,7 +618,10 @@ def test_functions_framework_cli_serves_a_scaffolded_project(tmp_path):
     db = Database(data_dir / "cfp.db")
     try:
         store = SqliteDocumentStore(db)
-        doc = asyncio.run(store.get(Scope("local", "hello", "dev").state_item("greetings", "Ada")))
+        scope = Scope("local", "hello", "dev")
+        doc = asyncio.run(store.get(scope.state_item("greetings", "Ada")))
+        count = asyncio.run(store.get(scope.state_item("greeting_counts", "Ada")))
     finally:
         db.close()
-    assert doc == {"value": {"message": "Hello, Ada!", "count": 1}}
+    assert doc == {"value": {"message": "Hello, Ada!"}}
+    assert count == {"value": 1}  # the same message twice counts once
