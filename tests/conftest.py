@@ -14,6 +14,8 @@ import pytest
 from cfp.app import Platform, build
 from cfp.settings import Settings
 
+pytest_plugins = ["tests.emulators"]  # Google emulators, started only when a test asks
+
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
     """Write `{relative path: source}` under root (sources are dedented)."""
