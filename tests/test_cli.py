@@ -61,15 +61,20 @@ def test_build_names_the_project_with_name(runner, tmp_path):
     project = copy_of(tmp_path, FIXTURES / "valid")
 
     result = runner.invoke(
-        app, ["build", "--project", str(project), "--name", "shop", "--out", str(tmp_path / "b")]
+        app,
+        [
+            "build",
+            *("--project", str(project), "--name", "shop", "--env", "prod"),
+            *("--out", str(tmp_path / "b")),
+        ],
     )
 
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert written["project"]["slug"] == "shop"
     assert {s["dead_letter_topic"] for s in written["subscriptions"]} == {
-        "shop.dlq.Notify",
-        "shop.dlq.ProcessOrder",
+        "cfp.local.shop.prod~dlq~Notify",
+        "cfp.local.shop.prod~dlq~ProcessOrder",
     }
 
 
@@ -173,7 +178,9 @@ def test_create_then_load_and_build(runner, tmp_path):
     result = runner.invoke(app, ["build", "--project", str(root), "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert [s["name"] for s in written["subscriptions"]] == ["hello.RememberHello.hello.said"]
+    assert [s["name"] for s in written["subscriptions"]] == [
+        "cfp.local.hello.dev~RememberHello~hello.said"
+    ]
 
 
 def test_create_refuses_a_directory_that_is_not_empty(runner, tmp_path):

@@ -76,3 +76,21 @@ class SettingsError(CfpError):
     """A setting is missing or inconsistent; the message names the setting."""
 
     status, code = 500, "settings_error"
+
+
+class Unavailable(CfpError):
+    """A backing service failed transiently (unavailable, timed out, corrupted a response)."""
+
+    status, code, retryable = 503, "unavailable", True
+
+
+class KeyDestroyed(NotFound):
+    """The key was destroyed: what it encrypted is gone for good (crypto-shredding)."""
+
+    code = "key_destroyed"
+
+
+class DecryptFailed(CfpError):
+    """The ciphertext is not one this key made with this `aad` (tampered, truncated or misbound)."""
+
+    status, code = 400, "decrypt_failed"

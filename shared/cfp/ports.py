@@ -3,12 +3,16 @@ them; the contract suites in `tests/contract/` hold every adapter to the same be
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from cfp.domain.documents import Filter, Page, Write
 from cfp.domain.events import Delivery, Event
+from cfp.domain.naming import SubscriptionSpec
+from cfp.errors import BadRequest
 
 
 class Clock(Protocol):
@@ -123,8 +127,21 @@ class EventQueue(Protocol):
     async def close(self) -> None: ...
 
 
+class Provisioner(Protocol):
+    """Creates what a subscription needs in the event backend (Pub/Sub topics, subscriptions
+    and dead-letter wiring; nothing for the embedded queue). `ensure` is idempotent and raises
+    `Unavailable` for a transient failure worth retrying, anything else for a lasting one."""
+
+    async def ensure(self, spec: SubscriptionSpec) -> None: ...
+
+
 class BlobStore(Protocol):
-    """Opaque bytes by key (GCS objects; local files)."""
+    """Opaque bytes by key (GCS objects; local files). Keys are relative '/'-separated paths
+    with no empty, '.' or '..' segment; anything else is a BadRequest on every store.
+
+    Signed URLs (direct upload/download by a browser) are not part of this port: only
+    `cfp.adapters.gcp.storage.GcsBlobStore.signed_url` offers them; locally the API streams the
+    bytes itself."""
 
     async def put(
         self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
@@ -137,16 +154,93 @@ class BlobStore(Protocol):
     async def list(self, prefix: str = "") -> list[str]: ...
 
 
-class KeyService(Protocol):
-    """A key per tenant for envelope encryption (Cloud KMS; the local keyring)."""
+# Ed25519 where the key service offers it; ECDSA P-256 over SHA-256 otherwise.
+SigningAlgorithm = Literal["ed25519", "ecdsa-p256-sha256"]
 
-    async def create_key(self, key_id: str) -> str: ...
+# The most a key service takes in one request (Cloud KMS: plaintext, AAD and signed data).
+KEY_SERVICE_MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """The public half of one version of a signing key. Keep it with what it signed: a
+    destroyed key no longer hands it out."""
+
+    key_id: str
+    version: int
+    algorithm: SigningAlgorithm
+    pem: str  # SubjectPublicKeyInfo
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """Whether `signature` (Ed25519: 64 raw bytes; ECDSA: DER) signs `message` with this key."""
+        # Imported here: most importers of the ports never verify anything.
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+        key = serialization.load_pem_public_key(self.pem.encode())
+        try:
+            if self.algorithm == "ed25519" and isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, message)
+                return True
+            if (
+                self.algorithm == "ecdsa-p256-sha256"
+                and isinstance(key, ec.EllipticCurvePublicKey)
+                and isinstance(key.curve, ec.SECP256R1)
+            ):
+                key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+                return True
+        except InvalidSignature:
+            return False
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A signature with the key version that made it: verify with `public_key(key_id, version)`."""
+
+    key_id: str
+    version: int
+    algorithm: SigningAlgorithm
+    value: bytes
+
+
+class KeyService(Protocol):
+    """Keys per tenant (Cloud KMS; the local keyring): encryption keys for envelope encryption,
+    signing keys for tokens and audit checkpoints. A key id names one key of one purpose; using
+    it for the other purpose is a BadRequest (code `wrong_key_purpose`). Ids are 1-63 of
+    `[A-Za-z0-9_-]` (Cloud KMS's rule, applied everywhere); `aad` and signed messages are at most
+    KEY_SERVICE_MAX_BYTES. A destroyed key raises KeyDestroyed for every use, creation included.
+    """
+
+    async def create_key(self, key_id: str) -> str:
+        """Create an encryption key if absent; returns its id either way."""
+        ...
 
     async def encrypt(self, key_id: str, plaintext: bytes, *, aad: bytes = b"") -> bytes: ...
 
     async def decrypt(self, key_id: str, ciphertext: bytes, *, aad: bytes = b"") -> bytes: ...
 
-    async def destroy_key(self, key_id: str) -> None: ...
+    async def rotate_key(self, key_id: str) -> int:
+        """Add a key version and make it current; older versions still decrypt (and their
+        public keys stay available). Returns the new version."""
+        ...
+
+    async def destroy_key(self, key_id: str) -> None:
+        """Destroy every version (crypto-shredding); destroying twice is harmless."""
+        ...
+
+    async def create_signing_key(self, key_id: str) -> PublicKey:
+        """Create an asymmetric signing key if absent; its current public key either way."""
+        ...
+
+    async def sign(self, key_id: str, message: bytes) -> Signature:
+        """Sign `message` with the key's current version."""
+        ...
+
+    async def public_key(self, key_id: str, version: int | None = None) -> PublicKey:
+        """The public key of `version` (default: the current one)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +257,133 @@ class Scheduler(Protocol):
     Cloud Scheduler jobs in Google Cloud)."""
 
     async def run(self, schedules: Sequence[Schedule], fire: TickHandler) -> None: ...
+
+
+# -- task queue (Cloud Tasks) ----------------------------------------------------------------
+
+# Cloud Tasks' rules for ids, applied by every adapter so a name that works locally works there.
+TASK_NAME = re.compile(r"[A-Za-z0-9_-]{1,500}")
+QUEUE_NAME = re.compile(r"[A-Za-z0-9-]{1,100}")
+MAX_TASK_BYTES = 1_000_000  # Cloud Tasks' limit on a task's size; larger payloads go by reference
+
+
+def task_name(*parts: object) -> str:
+    """A task name for `parts` (e.g. step, event id, attempt): the same parts always give the same
+    name, so enqueuing the same work twice is refused. It starts with a hash of the parts, as
+    Cloud Tasks asks of named tasks so they spread evenly, and keeps only allowed characters."""
+    raw = "-".join(str(part) for part in parts)
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
+    return f"{digest}-{re.sub(r'[^A-Za-z0-9_-]', '_', raw)}"[:500]
+
+
+def check_queue_name(queue: str) -> str:
+    """`queue` if it is a valid queue id (1-100 letters, digits, hyphens); else BadRequest."""
+    if not QUEUE_NAME.fullmatch(queue):
+        raise BadRequest(
+            "a queue name is 1-100 letters, digits or hyphens", details={"queue": queue}
+        )
+    return queue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """An HTTP task: from `schedule_at` (epoch seconds; None: now) POST `body` with `headers` to
+    `url`, again with the queue's backoff until the target answers 2xx. A `name` (1-500 letters,
+    digits, `-` or `_`) deduplicates: while a task of that name is queued, and for a while after
+    it ran or was deleted (Cloud Tasks: about an hour), another one of that name is refused."""
+
+    name: str | None = None
+    url: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    schedule_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not TASK_NAME.fullmatch(self.name):
+            raise BadRequest(
+                "a task name is 1-500 letters, digits, hyphens or underscores",
+                details={"name": self.name},
+            )
+        if not self.url.startswith(("http://", "https://")):
+            raise BadRequest("a task's url is http(s)", details={"url": self.url})
+        if len(self.body) + sum(len(k) + len(v) for k, v in self.headers.items()) > MAX_TASK_BYTES:
+            raise BadRequest(
+                f"a task is at most {MAX_TASK_BYTES} bytes: pass a large payload by reference",
+                details={"name": self.name, "body_bytes": len(self.body)},
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueSettings:
+    """A queue's retries and rate limits: Cloud Tasks' RetryConfig and RateLimits, with its
+    defaults. `max_attempts` counts the first attempt too; None retries without end."""
+
+    max_attempts: int | None = 100
+    min_backoff: float = 0.1
+    max_backoff: float = 3600.0
+    max_doublings: int = 16
+    max_dispatches_per_second: float = 500.0
+    max_concurrent_dispatches: int = 1000
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_attempts is not None and self.max_attempts < 1:
+            problems.append("max_attempts is at least 1 (None: no limit)")
+        if not 0 <= self.min_backoff <= self.max_backoff:
+            problems.append("0 <= min_backoff <= max_backoff")
+        if self.max_doublings < 0:
+            problems.append("max_doublings is at least 0")
+        if not 0 < self.max_dispatches_per_second <= 500:
+            problems.append("max_dispatches_per_second is in (0, 500]")
+        if not 1 <= self.max_concurrent_dispatches <= 5000:
+            problems.append("max_concurrent_dispatches is in [1, 5000]")
+        if problems:
+            raise BadRequest("invalid queue settings", details={"problems": problems})
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number `retry` (1: the first retry), as Cloud Tasks spaces them:
+        doubling from min_backoff `max_doublings` times, then growing linearly, capped at
+        max_backoff (min 10 s, max 300 s, 3 doublings: 10, 20, 40, 80, 160, 240, 300, 300...)."""
+        k = max(retry, 1) - 1
+        if k <= self.max_doublings:
+            delay = self.min_backoff * 2**k
+        else:
+            delay = self.min_backoff * 2**self.max_doublings * (k - self.max_doublings + 1)
+        return min(delay, self.max_backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    """A task not yet done, as `TaskQueue.list` shows it: `schedule_at` is its next dispatch."""
+
+    name: str
+    url: str
+    schedule_at: float
+    dispatch_count: int = 0
+
+
+class TaskQueue(Protocol):
+    """HTTP tasks delivered at a time and retried until they succeed (Cloud Tasks; the embedded
+    SQLite queue). Delayed retries and `delaySeconds` are tasks scheduled later; a task named
+    from what it does (`task_name(step, event_id, attempt)`) is enqueued at most once. A task that
+    exhausts its queue's `max_attempts` is dropped, as Cloud Tasks drops it: the caller keeps
+    its own dead-letter record."""
+
+    async def ensure_queue(self, queue: str, settings: QueueSettings = QueueSettings()) -> None:
+        """Create the queue, or bring its settings to these; running it twice changes nothing."""
+        ...
+
+    async def enqueue(self, queue: str, task: Task) -> bool:
+        """Queue the task. False, queuing nothing, when a task of its name is queued, or ran or
+        was deleted recently. NotFound if the queue was never ensured."""
+        ...
+
+    async def delete(self, queue: str, name: str) -> bool:
+        """Remove a task before it runs (its name stays taken); False if none is queued."""
+        ...
+
+    async def list(self, queue: str) -> list[QueuedTask]:
+        """The queue's tasks not yet done, by schedule time; NotFound for an unknown queue."""
+        ...
+
+    async def close(self) -> None: ...

@@ -100,22 +100,24 @@ def test_manifest_of_the_valid_fixture(tmp_path):
     ]
     assert doc["subscriptions"] == [
         {
-            "name": f"valid.Notify.{topic}",
+            "name": f"cfp.local.valid.dev~Notify~{topic}",
             "topic": topic,
+            "topic_id": f"cfp.local.valid.dev~{topic}",
             "step": "Notify",
             "fifo": False,
             "maxRetries": 3,
-            "dead_letter_topic": "valid.dlq.Notify",
+            "dead_letter_topic": "cfp.local.valid.dev~dlq~Notify",
         }
         for topic in ("order.failed", "order.processed", "report.requested")
     ] + [
         {
-            "name": "valid.ProcessOrder.order.created",
+            "name": "cfp.local.valid.dev~ProcessOrder~order.created",
             "topic": "order.created",
+            "topic_id": "cfp.local.valid.dev~order.created",
             "step": "ProcessOrder",
             "fifo": True,
             "maxRetries": 2,
-            "dead_letter_topic": "valid.dlq.ProcessOrder",
+            "dead_letter_topic": "cfp.local.valid.dev~dlq~ProcessOrder",
         }
     ]
     assert doc["schedules"] == [{"step": "NightlyReport", "cron": "30 2 * * *", "timezone": "UTC"}]
@@ -165,7 +167,8 @@ def test_manifest_names_are_valid_pubsub_ids(tmp_path):
     [sub] = doc["subscriptions"]
     assert project.slug == "9-lives"
     assert PUBSUB_NAME.match(sub["name"]) and PUBSUB_NAME.match(sub["dead_letter_topic"])
-    assert sub["name"].startswith("cfp-9-lives.Odd-step-1.a-topic-")
+    assert sub["name"].startswith("cfp.local.9-lives.dev~Odd-step-1~a-topic-")
+    assert sub["topic_id"] == doc["pubsub_topics"]["a topic!"]
     assert sub["topic"] == "a topic!"  # the CFP topic itself is unchanged
 
 

@@ -9,34 +9,20 @@ the project and list everything in a stable order, so a rebuild of unchanged cod
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 from http import HTTPStatus
 from typing import Any
 
+from cfp.domain.naming import PubSubNames, pubsub_name
+from cfp.domain.paths import LOCAL_TENANT
 from cfp.services.loader import Project, StepDef
+
+__all__ = ["manifest", "openapi", "pubsub_name"]
 
 MANIFEST_VERSION = 1
 
 TARGETS = {"api": "step_api", "event": "step_event", "cron": "step_cron"}
 """The functions/main.py target that runs each step type (noop steps are never deployed)."""
-
-_PUBSUB_ALLOWED = re.compile(r"[^A-Za-z0-9\-_.~+%]")
-_PUBSUB_MAX = 255
-
-
-def pubsub_name(raw: str) -> str:
-    """A valid Pub/Sub topic or subscription id for `raw`: letters, digits and `-_.~+%`,
-    starting with a letter, 3-255 characters, not starting with `goog`. Names that had to change
-    get a short hash of the original, so two different raw names never collide."""
-    name = _PUBSUB_ALLOWED.sub("-", raw)
-    if not name[:1].isalpha() or name.lower().startswith("goog"):
-        name = "cfp-" + name
-    changed = name != raw
-    if changed or len(name) > _PUBSUB_MAX:
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-        name = f"{name[: _PUBSUB_MAX - 9]}-{digest}"
-    return name.ljust(3, "-")
 
 
 def _trigger(step: StepDef) -> dict[str, Any]:
@@ -81,18 +67,20 @@ def _topics(project: Project) -> list[str]:
     return sorted(topics)
 
 
-def manifest(project: Project) -> dict[str, Any]:
-    """The deploy input for `project`; see the module docstring."""
+def manifest(project: Project, *, tenant: str = LOCAL_TENANT, env: str = "dev") -> dict[str, Any]:
+    """The deploy input for `project` in one tenant's environment; see the module docstring."""
     slug = project.slug
+    names = PubSubNames(tenant, slug, env)
     steps = sorted(project.steps.values(), key=lambda s: s.name)
     subscriptions = [
         {
-            "name": pubsub_name(f"{slug}.{step.name}.{topic}"),
+            "name": names.subscription(step.name, topic),
             "topic": topic,
+            "topic_id": names.topic(topic),
             "step": step.name,
             "fifo": step.queue.type == "fifo",
             "maxRetries": step.queue.maxRetries,
-            "dead_letter_topic": pubsub_name(f"{slug}.dlq.{step.name}"),
+            "dead_letter_topic": names.dead_letter_topic(step.name),
         }
         for step in steps
         if step.type == "event"
@@ -110,8 +98,11 @@ def manifest(project: Project) -> dict[str, Any]:
     return {
         "version": MANIFEST_VERSION,
         "project": {"slug": slug, "root": str(project.root.resolve())},
+        "tenant": tenant,
+        "env": env,
         "steps": [_step(s) for s in steps],
         "topics": _topics(project),
+        "pubsub_topics": {topic: names.topic(topic) for topic in _topics(project)},
         "subscriptions": subscriptions,
         "schedules": schedules,
         "streams": streams,
