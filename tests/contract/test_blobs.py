@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from cfp.adapters.gcp.storage import GcsBlobStore
 from cfp.adapters.local.blobs import FileBlobStore
 from cfp.errors import BadRequest, Conflict, NotFound
 from cfp.ports import BlobStore
@@ -122,3 +125,26 @@ async def test_local_blobs_refuse_a_key_that_is_another_keys_folder(tmp_path: Pa
     with pytest.raises(Conflict):
         await store.put("c/d", b"inner")
     assert await store.list() == ["a/b", "c"]
+
+
+# -- Cloud Storage's own key limits (checked before any request) ------------------------------
+
+
+@pytest.mark.parametrize("key", ["a\nb", "a\rb", "x" * 1025, "é" * 513, "a/\ud800"])
+async def test_gcs_refuses_keys_cloud_storage_cannot_hold(key: str) -> None:
+    store = GcsBlobStore("bucket", client=object())  # never reached: the key is refused first
+    with pytest.raises(BadRequest):
+        await store.put(key, b"x")
+    with pytest.raises(BadRequest):
+        await store.get(key)
+
+
+def test_gcs_adapter_imports_no_cloud_library_until_used() -> None:
+    code = (
+        "import sys\n"
+        "from cfp.adapters.gcp.storage import GcsBlobStore\n"
+        "GcsBlobStore('bucket', project='p-1234')\n"
+        "cloud = ('google.cloud.storage', 'google.api_core', 'google.auth', 'requests')\n"
+        "assert not [m for m in sys.modules if m.startswith(cloud)], 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
