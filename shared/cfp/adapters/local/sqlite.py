@@ -61,6 +61,31 @@ CREATE TABLE IF NOT EXISTS owners (
     host TEXT NOT NULL,
     heartbeat REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS task_queues (
+    name TEXT PRIMARY KEY,
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    named INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    schedule_at REAL NOT NULL,
+    dispatch_count INTEGER NOT NULL DEFAULT 0,
+    response_count INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_pid INTEGER,
+    lease_host TEXT,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (queue, name)
+);
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks (queue, status, due_at);
+CREATE INDEX IF NOT EXISTS tasks_expiry ON tasks (status, due_at);
 """
 
 _STOP = object()
