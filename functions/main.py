@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from cfp.app import Platform
     from cfp.domain.events import Event
     from cfp.services.loader import StepDef
+    from cfp.services.pushes import PushHandler
     from cfp.services.runtime import Origin
     from cloudevents.http import CloudEvent
 
@@ -48,6 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 CORRELATION_HEADER = "x-correlation-id"
 TRACEPARENT_HEADER = "traceparent"
 SCHEDULE_TIME_HEADER = "x-cloudscheduler-scheduletime"
+PUBSUB_MESSAGE_TYPE = "type.googleapis.com/google.pubsub.v1.PubsubMessage"
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 
 _lock = threading.Lock()
@@ -126,7 +128,9 @@ def _build() -> Platform:
         )
     platform = build(settings)
     if settings.step not in platform.project.steps:
-        platform.db.close()
+        import asyncio
+
+        asyncio.run(platform.stop())
         raise SettingsError(
             f"CFP_STEP: project {platform.project.slug!r} has no step {settings.step!r} "
             f"(steps: {', '.join(sorted(platform.project.steps))})"
@@ -167,6 +171,7 @@ def reset() -> None:
     with _lock:
         platform, loop, thread = _platform, _loop, _loop_thread
         _platform = _loop = _loop_thread = None
+        _push_handlers.clear()
     if loop is None:
         return
     if platform is not None:
@@ -309,16 +314,18 @@ def step_api(request: flask.Request) -> flask.Response:
 
 @_declare("cloud_event")
 def step_event(cloud_event: CloudEvent) -> None:
-    """Run an event step for one Pub/Sub message. Returning acknowledges the message; raising
-    answers 500 so Pub/Sub redelivers it, which happens only while retries remain."""
+    """Run an event step for one Pub/Sub message (services/pushes.py says how). Returning
+    acknowledges the message: the step ran, its event was dead-lettered, or a task will bring it
+    back later. Raising (`Redeliver`) answers 500 so Pub/Sub delivers it again."""
     from cfp.errors import BadRequest
-    from cfp.services.runtime import StepFailed
 
     platform, step = _platform_for("event")
     envelope = cloud_event.data if isinstance(cloud_event.data, dict) else {}
     attempt = _delivery_attempt(envelope)
     try:
-        event = _pubsub_event(cloud_event, envelope)
+        event, payload_ref = _pubsub_event(cloud_event, envelope, _topics_by_id(platform))
+        if payload_ref:
+            event = _run(_resolve_payload(platform, event, payload_ref))
     except BadRequest as exc:
         _run(
             _park(
@@ -338,18 +345,37 @@ def step_event(cloud_event: CloudEvent) -> None:
             )
         )
         return
+    message = _message_of(cloud_event, envelope)
 
     async def run() -> None:
         try:
-            await platform.runtime.execute(step, event, attempt)
-        except StepFailed as exc:
-            if exc.retryable and attempt <= step.queue.maxRetries:
-                raise
-            await _park(platform, step, event, exc.error, exc.traceback, attempt)
+            await _push_handler(platform).handle(step, event, message, pubsub_attempt=attempt)
         finally:
             await platform.logbook.flush()
 
     _run(run())
+
+
+_push_handlers: dict[int, PushHandler] = {}
+
+
+def _push_handler(platform: Platform) -> PushHandler:
+    """The platform's push handler: with a task queue when this function knows its own URL
+    (CFP_FUNCTION_URL), so delays and retries are scheduled tasks; else Pub/Sub redelivers."""
+    from cfp.services.pushes import PushHandler, TaskTarget
+
+    handler = _push_handlers.get(id(platform))
+    if handler is not None:
+        return handler
+    settings = platform.settings
+    target = None
+    if platform.tasks is not None and settings.function_url:
+        target = TaskTarget(platform.tasks, platform.task_queue, settings.function_url)
+    _push_handlers.clear()  # one platform per process; a reset one is gone
+    handler = _push_handlers[id(platform)] = PushHandler(
+        platform.runtime, platform.queue, target=target
+    )
+    return handler
 
 
 @_declare("http")
@@ -411,28 +437,70 @@ def _delivery_attempt(envelope: dict[str, Any]) -> int:
         return 1
 
 
-def _pubsub_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Event:
-    """The CFP event a Pub/Sub push envelope carries; BadRequest if it carries none."""
+def _topics_by_id(platform: Platform) -> dict[str, str]:
+    """CFP topic by Pub/Sub topic id, for messages whose attributes do not name it (a plain
+    publisher's message on a project topic)."""
+    from cfp.domain.naming import PubSubNames
+
+    names = PubSubNames(platform.scope.tenant, platform.scope.project, platform.scope.env)
+    return {names.topic(t): t for s in platform.project.steps.values() for t in s.subscribes}
+
+
+async def _resolve_payload(platform: Platform, event: Event, ref: str) -> Event:
+    """Fetch a payload passed by reference (events over the inline limit live in the bucket)."""
+    from cfp.errors import BadRequest, NotFound
+
+    try:
+        raw = await platform.blobs.get(ref)
+        event.data = json.loads(raw)
+    except (NotFound, ValueError) as exc:
+        raise BadRequest(f"payload_ref {ref!r} of event {event.id} is unreadable: {exc}") from None
+    return event
+
+
+def _message_of(cloud_event: CloudEvent, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The Pub/Sub message of a push, whether Eventarc wrapped it or functions-framework
+    converted a raw push (then the data is the message and the CloudEvent's id its id)."""
+    message = envelope.get("message")
+    if message is None and envelope.get("@type") == PUBSUB_MESSAGE_TYPE:
+        message = {**envelope, "messageId": cloud_event["id"]}
+    return message if isinstance(message, dict) else {}
+
+
+def _pubsub_event(
+    cloud_event: CloudEvent, envelope: dict[str, Any], topics_by_id: dict[str, str] | None = None
+) -> tuple[Event, str | None]:
+    """The CFP event a Pub/Sub push envelope carries, and its payload_ref when the payload is
+    in the bucket (data then comes from there); BadRequest if it carries no event."""
     from cfp.domain.events import Event
     from cfp.errors import BadRequest
 
     if cloud_event["type"] != PUBSUB_EVENT_TYPE:
         raise BadRequest(f"unexpected CloudEvent type {cloud_event['type']!r}")
-    message = envelope.get("message")
-    if not isinstance(message, dict):
+    message = _message_of(cloud_event, envelope)
+    if not message:
         raise BadRequest("the CloudEvent carries no Pub/Sub message")
     attributes = message.get("attributes") or {}
-    topic = attributes.get("topic")
+    topic = attributes.get("event_topic") or attributes.get("topic")
     if not topic:
-        raise BadRequest("the Pub/Sub message has no `topic` attribute")
+        # the CloudEvent source is //pubsub.googleapis.com/projects/P/topics/ID
+        topic_id = str(cloud_event.get("source") or "").rpartition("/topics/")[2]
+        topic = (topics_by_id or {}).get(topic_id)
+    if not topic:
+        raise BadRequest(
+            "the Pub/Sub message has no `event_topic` attribute and comes from no topic a "
+            "step subscribes to"
+        )
     event_id = attributes.get("event_id") or message.get("messageId") or message.get("message_id")
     if not event_id:
         raise BadRequest("the Pub/Sub message has neither an `event_id` attribute nor an id")
+    payload_ref = attributes.get("payload_ref") or None
     try:
-        data = json.loads(base64.b64decode(message.get("data") or "", validate=True) or b"null")
+        raw = base64.b64decode(message.get("data") or "", validate=True)
+        data = None if payload_ref else json.loads(raw or b"null")
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(f"the Pub/Sub message data is not base64 JSON: {exc}") from None
-    return Event(
+    event = Event(
         topic=topic,
         data=data,
         id=str(event_id),
@@ -441,7 +509,25 @@ def _pubsub_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Event:
         traceparent=attributes.get("traceparent") or "",
         message_group_id=attributes.get("message_group_id") or message.get("orderingKey") or None,
         source_step=attributes.get("source_step") or None,
+        created_at=_created_at(attributes, message, cloud_event),
     )
+    return event, payload_ref
+
+
+def _created_at(attributes: dict[str, Any], message: dict[str, Any], ce: CloudEvent) -> float:
+    """When the event was created: CFP's `created_at` attribute, else when Pub/Sub accepted
+    the message (a plain publisher's), else now. `delaySeconds` counts from it."""
+    try:
+        return float(attributes["created_at"])
+    except (KeyError, TypeError, ValueError):
+        pass
+    for stamp in (message.get("publishTime"), message.get("publish_time"), ce.get("time")):
+        if isinstance(stamp, str) and stamp:
+            try:
+                return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return time.time()
 
 
 def _unreadable_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Event:
@@ -452,7 +538,7 @@ def _unreadable_event(cloud_event: CloudEvent, envelope: dict[str, Any]) -> Even
     attributes = message.get("attributes") or {}
     ident = message.get("messageId") or message.get("message_id") or cloud_event["id"]
     return Event(
-        topic=str(attributes.get("topic") or "?"),
+        topic=str(attributes.get("event_topic") or attributes.get("topic") or "?"),
         data={"cloudevent_type": cloud_event["type"], "envelope": cloud_event.data},
         id=f"pubsub:{ident}",
     )

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from cfp.adapters.local.blobs import FileBlobStore
 from cfp.adapters.local.documents import SqliteDocumentStore
-from cfp.adapters.local.queue import SqliteEventQueue
+from cfp.adapters.local.keyring import LocalKeyring
+from cfp.adapters.local.queue import InProcessProvisioner, SqliteEventQueue
 from cfp.adapters.local.scheduler import LocalScheduler
 from cfp.adapters.local.sqlite import Database
+from cfp.domain.naming import PubSubNames, SubscriptionSpec, subscription_specs
 from cfp.domain.paths import Scope
 from cfp.errors import SettingsError
+from cfp.ports import BlobStore, DocumentStore, KeyService, Provisioner, TaskQueue
 from cfp.services.loader import Project, load_project
 from cfp.services.observability import PROCESS_IDENTITY, LogBook, Metrics
 from cfp.services.runtime import Runtime, RuntimeOptions
 from cfp.services.streams import StreamHub
+from cfp.services.subscriptions import SubscriptionLifecycle
 from cfp.settings import Settings
 
 
@@ -27,25 +34,173 @@ class Platform:
     settings: Settings
     project: Project
     scope: Scope
-    db: Database
-    documents: SqliteDocumentStore
-    queue: SqliteEventQueue
+    documents: DocumentStore
+    queue: Any  # SqliteEventQueue | PubSubEventQueue: the EventQueue port and operations
+    blobs: BlobStore
+    keys: KeyService
+    tasks: TaskQueue | None
+    subscriptions: SubscriptionLifecycle
     logbook: LogBook
     metrics: Metrics
     hub: StreamHub
     runtime: Runtime
+    db: Database | None = None  # the embedded backend's database
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def task_queue(self) -> str:
+        """This project environment's task queue: CFP_TASKS_QUEUE, else cfp-{t}-{p}-{e}."""
+        if self.settings.tasks_queue:
+            return self.settings.tasks_queue
+        name = f"cfp-{self.scope.tenant}-{self.scope.project}-{self.scope.env}"
+        return re.sub(r"[^A-Za-z0-9-]", "-", name)[:100]
+
+    def subscription_specs(self) -> list[SubscriptionSpec]:
+        names = PubSubNames(self.scope.tenant, self.scope.project, self.scope.env)
+        declared = [(s.topic, s.step, s.fifo, s.max_retries) for s in self.runtime.subscriptions()]
+        return subscription_specs(declared, names)
 
     async def start(self, *, consume: bool = True) -> None:
+        """Provision subscriptions (a worker that consumes; a function trusts its deploy and
+        creates a missing one on first use) and start the runtime."""
+        for open_ in self.openers:
+            await open_()
+        if consume:
+            records = await self.subscriptions.provision(self.subscription_specs())
+            for record in records:
+                if record["state"] != "active":
+                    self.logbook.log(
+                        "error",
+                        f"subscription {record['name']} failed: {record['error']} "
+                        "(POST /v1/subscriptions/provision retries)",
+                        {"subscription": record},
+                    )
+        elif hasattr(self.queue, "manage_subscriptions"):
+            self.queue.manage_subscriptions = False
         await self.runtime.start(consume=consume)
 
     async def stop(self) -> None:
         await self.runtime.stop()
         await self.queue.close()
-        self.db.close()
+        for close in reversed(self.closers):
+            await close()
+        if self.db is not None:
+            self.db.close()
+
+
+@dataclass
+class _Backend:
+    documents: DocumentStore
+    queue: Any
+    blobs: BlobStore
+    keys: KeyService
+    tasks: TaskQueue | None
+    provisioner: Provisioner
+    db: Database | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def _local_backend(settings: Settings) -> _Backend:
+    from cfp.adapters.local.tasks import SqliteTaskQueue
+
+    db = Database(Path(settings.data_dir) / "cfp.db", synchronous=settings.sqlite_synchronous)
+    tasks = SqliteTaskQueue(db)  # dispatches only once used
+    return _Backend(
+        documents=SqliteDocumentStore(db),
+        queue=SqliteEventQueue(db),
+        blobs=FileBlobStore(Path(settings.data_dir) / "blobs"),
+        keys=LocalKeyring(Path(settings.data_dir) / "keyring.json"),
+        tasks=tasks,
+        provisioner=InProcessProvisioner(),
+        db=db,
+        closers=[tasks.close],
+    )
+
+
+def _google_backend(settings: Settings, scope: Scope) -> _Backend:
+    """Firestore, Pub/Sub and Cloud Storage: Google's services (`gcp`) or their emulators."""
+    from cfp.adapters.gcp.firestore import FirestoreDocumentStore
+    from cfp.adapters.gcp.pubsub import (
+        PubSubAdmin,
+        PubSubClients,
+        PubSubEventQueue,
+        PubSubProvisioner,
+    )
+    from cfp.adapters.gcp.storage import GcsBlobStore
+
+    if settings.backend == "emulators":
+        missing = [
+            var
+            for var, value in (
+                ("FIRESTORE_EMULATOR_HOST", settings.firestore_emulator_host),
+                ("PUBSUB_EMULATOR_HOST", settings.pubsub_emulator_host),
+                ("STORAGE_EMULATOR_HOST", settings.storage_emulator_host),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                f"--backend emulators needs {', '.join(missing)}: `cfp dev --backend emulators` "
+                "starts the emulators and sets them (see docs/gcp.md)",
+                details={"missing": missing},
+            )
+    project = settings.google_project
+    documents = FirestoreDocumentStore.connect(
+        project, settings.database, emulator_host=settings.firestore_emulator_host
+    )
+    blobs = GcsBlobStore(
+        settings.bucket_name, project=project, endpoint=settings.storage_emulator_host
+    )
+    clients = PubSubClients(project, emulator_host=settings.pubsub_emulator_host)
+    queue = PubSubEventQueue(
+        documents=documents,
+        clients=clients,
+        names=PubSubNames(scope.tenant, scope.project, scope.env),
+        root=scope.root,
+        blobs=blobs,
+        inline_limit=settings.payload_inline_limit,
+        attributes={"tenant": scope.tenant, "project": scope.project, "env": scope.env},
+    )
+    keys: KeyService
+    if settings.backend == "gcp":
+        from cfp.adapters.gcp.kms import CloudKmsKeyService
+
+        keys = CloudKmsKeyService(
+            project=project, region=settings.google_region, keyring=str(settings.kms_keyring)
+        )
+    else:  # there is no Cloud KMS emulator: the local keyring stands in (docs/gcp.md)
+        keys = LocalKeyring(Path(settings.data_dir) / "keyring.json")
+    tasks: TaskQueue | None = None
+    if settings.backend == "gcp" or settings.tasks_emulator_host:
+        from cfp.adapters.gcp.tasks import CloudTasksQueue
+
+        tasks = CloudTasksQueue.connect(
+            project,
+            settings.google_region,
+            emulator_host=settings.tasks_emulator_host,
+            service_account=settings.tasks_service_account,
+        )
+    return _Backend(
+        documents=documents,
+        queue=queue,
+        blobs=blobs,
+        keys=keys,
+        tasks=tasks,
+        provisioner=PubSubProvisioner(PubSubAdmin(clients)),
+        closers=[documents.close, *([tasks.close] if tasks is not None else [])],
+        # the emulators start empty; in Google Cloud, Terraform creates the bucket
+        openers=(
+            [lambda: blobs.ensure_bucket(location=settings.google_region)]
+            if settings.backend == "emulators"
+            else []
+        ),
+    )
 
 
 def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
-    """Load the project (refusing an invalid one) and wire the embedded backend."""
+    """Load the project (refusing an invalid one) and wire the backend the settings name."""
     if settings.project_dir is None:
         raise SettingsError("no project: pass --project DIR or set CFP_PROJECT")
     root = Path(settings.project_dir).resolve()
@@ -54,9 +209,17 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     project = load_project(root, slug=settings.project_name)
     scope = Scope(settings.tenant, project.slug, settings.env)
     PROCESS_IDENTITY.update(tenant=scope.tenant, project=scope.project, env=scope.env)
-    db = Database(Path(settings.data_dir) / "cfp.db", synchronous=settings.sqlite_synchronous)
-    documents = SqliteDocumentStore(db)
-    queue = SqliteEventQueue(db)
+    backend = (
+        _local_backend(settings)
+        if settings.backend == "local"
+        else _google_backend(settings, scope)
+    )
+    documents, queue = backend.documents, backend.queue
+    lifecycle = SubscriptionLifecycle(
+        documents, scope, backend.provisioner, backend=settings.backend
+    )
+    if hasattr(queue, "require"):
+        queue.require = lifecycle.require
     logbook = LogBook(
         documents, scope, stream=log_stream or sys.stdout, min_level=settings.log_level
     )
@@ -79,4 +242,21 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     )
     for warning in project.warnings:
         logbook.log("warn", f"{warning['file']}: {warning['message']}", {"problem": warning})
-    return Platform(settings, project, scope, db, documents, queue, logbook, metrics, hub, runtime)
+    return Platform(
+        settings=settings,
+        project=project,
+        scope=scope,
+        documents=documents,
+        queue=queue,
+        blobs=backend.blobs,
+        keys=backend.keys,
+        tasks=backend.tasks,
+        subscriptions=lifecycle,
+        logbook=logbook,
+        metrics=metrics,
+        hub=hub,
+        runtime=runtime,
+        db=backend.db,
+        closers=backend.closers,
+        openers=backend.openers,
+    )

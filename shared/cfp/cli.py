@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,13 @@ DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data dir (defa
 ModeOpt = Annotated[
     str | None, typer.Option("--validation-mode", help="strict or permissive (default).")
 ]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="local (default).")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="local (embedded, default), emulators (Google's emulators, started here) or gcp.",
+    ),
+]
 
 
 def fail(message: str, problems: list[Any] | None = None, code: int = 1) -> None:
@@ -84,12 +91,55 @@ def load(settings: Settings) -> Any:
     return project
 
 
+def start_emulators_for(settings: Settings) -> tuple[Settings, Any]:
+    """For `--backend emulators`: start the emulators the settings do not already point at
+    (Firestore, Pub/Sub, Cloud Storage) on 127.0.0.1, and the settings that reach them."""
+    if settings.backend != "emulators":
+        return settings, None
+    wanted = {
+        "firestore": settings.firestore_emulator_host,
+        "pubsub": settings.pubsub_emulator_host,
+        "gcs": settings.storage_emulator_host,
+    }
+    missing = [name for name, host in wanted.items() if not host]
+    if not missing:
+        return settings, None
+    from cfp.adapters.gcp.emulators import EmulatorError, start_emulators
+
+    log_dir = Path(settings.data_dir).resolve() / "emulators"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out.print(f"starting emulators: {', '.join(missing)} (logs in {log_dir})")
+    try:
+        running = start_emulators(missing, project=settings.google_project, log_dir=log_dir)
+    except EmulatorError as exc:
+        fail(exc.message)
+    update = {
+        "firestore_emulator_host": running.firestore_host or settings.firestore_emulator_host,
+        "pubsub_emulator_host": running.pubsub_host or settings.pubsub_emulator_host,
+        "storage_emulator_host": running.gcs_url or settings.storage_emulator_host,
+    }
+    return settings.model_copy(update=update), running
+
+
 def serve(settings: Settings, *, reload: bool) -> None:
+    project = load(settings)
+    settings, emulators = start_emulators_for(settings)
+    if emulators is not None:
+        # uvicorn re-raises SIGTERM after its shutdown; exit through `finally` instead of dying
+        # of it, so the emulators stop with us
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        _serve(settings, project, reload=reload)
+    finally:
+        if emulators is not None:
+            emulators.stop()
+
+
+def _serve(settings: Settings, project: Any, *, reload: bool) -> None:
     import uvicorn
 
     from cfp.services.observability import PROCESS_IDENTITY, uvicorn_log_config
 
-    project = load(settings)
     PROCESS_IDENTITY.update(tenant=settings.tenant, project=project.slug, env=settings.env)
     for name, var in ENV_NAMES.items():  # the server process re-reads settings from these
         value = getattr(settings, name)
@@ -113,6 +163,16 @@ def serve(settings: Settings, *, reload: bool) -> None:
         f"  data dir  {Path(settings.data_dir).resolve()}  backend {settings.backend}"
         f"  validation {settings.validation_mode}" + ("  (reloads on change)" if reload else "")
     )
+    if settings.backend != "local":
+        where = (
+            f"Firestore {settings.firestore_emulator_host} · Pub/Sub "
+            f"{settings.pubsub_emulator_host} · Cloud Storage {settings.storage_emulator_host}"
+            if settings.backend == "emulators"
+            else f"project {settings.google_project} region {settings.google_region}"
+        )
+        out.print(
+            f"  google    {where} · database {settings.database} · bucket {settings.bucket_name}"
+        )
     sys.stdout.flush()
     kwargs: dict[str, Any] = dict(
         host=settings.host,
@@ -187,7 +247,8 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "manifest.json"
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest(loaded), indent=2) + "\n")
+    doc = manifest(loaded, tenant=settings.tenant, env=settings.env)
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(target)
     out.print(f"wrote {target} ({len(loaded.steps)} steps)")
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cfp.errors import SettingsError
 
@@ -28,7 +28,26 @@ ENV_NAMES: dict[str, str] = {
     "step": "CFP_STEP",
     "build_dir": "CFP_BUILD_DIR",
     "sqlite_synchronous": "CFP_SQLITE_SYNCHRONOUS",
+    "gcp_project": "CFP_GCP_PROJECT",
+    "region": "CFP_REGION",
+    "firestore_database": "CFP_FIRESTORE_DATABASE",
+    "bucket": "CFP_BUCKET",
+    "kms_keyring": "CFP_KMS_KEYRING",
+    "payload_inline_limit": "CFP_PAYLOAD_INLINE_LIMIT",
+    "function_url": "CFP_FUNCTION_URL",
+    "tasks_queue": "CFP_TASKS_QUEUE",
+    "tasks_service_account": "CFP_TASKS_SERVICE_ACCOUNT",
+    # where the Google clients find the emulators (the names the Google libraries use)
+    "firestore_emulator_host": "FIRESTORE_EMULATOR_HOST",
+    "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
+    "storage_emulator_host": "STORAGE_EMULATOR_HOST",
+    "tasks_emulator_host": "CFP_TASKS_EMULATOR_HOST",
 }
+
+GOOGLE_SETTINGS = ("gcp_project", "region", "firestore_database", "bucket", "kms_keyring")
+EMULATOR_PROJECT = "cfp-local"
+EMULATOR_REGION = "us-central1"
+EMULATOR_BUCKET = "cfp-local"
 
 
 class Settings(BaseModel):
@@ -36,7 +55,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "emulators", "gcp"] = "local"
     project_dir: Path | None = None
     project_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     env: str = Field(default="dev", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -52,6 +71,82 @@ class Settings(BaseModel):
     step: str | None = None
     build_dir: Path = Path("build")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    # Google Cloud (backends `emulators` and `gcp`)
+    gcp_project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    region: str | None = Field(default=None, pattern=r"^[a-z]+(-[a-z]+)+[0-9]+$")
+    firestore_database: str | None = Field(
+        default=None, pattern=r"^(\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9])$"
+    )
+    bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+    kms_keyring: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    payload_inline_limit: int = Field(default=256 * 1024, gt=0, le=9 * 1024 * 1024)
+    # A Cloud Run function's own URL: delays and retries of pushed events come back to it as
+    # tasks on the queue `tasks_queue` (default cfp-{tenant}-{project}-{env}), with an OIDC token of
+    # `tasks_service_account` when set (Cloud Run's invoker check).
+    function_url: str | None = Field(default=None, pattern=r"^https?://")
+    tasks_queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+    tasks_service_account: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    firestore_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+    storage_emulator_host: str | None = None
+    tasks_emulator_host: str | None = None
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> Settings:
+        """The Google settings a backend needs are present, and none is set for `local`."""
+        if self.backend == "local":
+            given = [ENV_NAMES[n] for n in GOOGLE_SETTINGS if getattr(self, n) is not None]
+            if given:
+                raise SettingsError(
+                    f"{', '.join(given)} set but CFP_BACKEND / --backend is local, which uses no "
+                    "Google service: choose --backend emulators or gcp, or unset them",
+                    details={"settings": given},
+                )
+        if self.backend == "gcp":
+            missing = [
+                ENV_NAMES[n]
+                for n in ("gcp_project", "region", "bucket", "kms_keyring")
+                if getattr(self, n) is None
+            ]
+            if missing:
+                raise SettingsError(
+                    f"--backend gcp needs {', '.join(missing)} (see docs/gcp.md)",
+                    details={"missing": missing},
+                )
+            emulated = [
+                ENV_NAMES[n]
+                for n in (
+                    "firestore_emulator_host",
+                    "pubsub_emulator_host",
+                    "storage_emulator_host",
+                    "tasks_emulator_host",
+                )
+                if getattr(self, n)
+            ]
+            if emulated:
+                raise SettingsError(
+                    f"--backend gcp talks to Google Cloud, but {', '.join(emulated)} point the "
+                    "clients at emulators: unset them, or use --backend emulators",
+                    details={"settings": emulated},
+                )
+        return self
+
+    @property
+    def google_project(self) -> str:
+        return self.gcp_project or EMULATOR_PROJECT
+
+    @property
+    def google_region(self) -> str:
+        return self.region or EMULATOR_REGION
+
+    @property
+    def database(self) -> str:
+        """One named Firestore database per region: `cfp-{region}` unless set."""
+        return self.firestore_database or f"cfp-{self.google_region}"
+
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket or f"{self.google_project}-{self.google_region}-cfp"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

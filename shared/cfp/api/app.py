@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from cfp.api import runtime_routes as rt
+from cfp.api import subscription_routes as subs
 from cfp.api.errors import HANDLERS
 from cfp.api.middleware import BodyLimit, RequestIds
 from cfp.api.steps import step_endpoint
@@ -35,6 +36,7 @@ async def index(request: Request) -> JSONResponse:
                 "ready": "/ready",
                 "metrics": "/metrics",
                 "projects": "/v1/projects",
+                "subscriptions": "/v1/subscriptions",
                 "flows": f"{base}/flows",
                 "steps": f"{base}/steps",
                 "traces": f"{base}/traces",
@@ -85,6 +87,8 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route("/ready", ready),
         Route("/metrics", metrics),
         Route("/v1/projects", rt.list_projects),
+        Route("/v1/subscriptions", subs.list_subscriptions),
+        Route("/v1/subscriptions/provision", subs.provision_subscriptions, methods=["POST"]),
         Route(f"{R}/flows", rt.list_flows),
         Route(f"{R}/flows/{{flow}}", rt.get_flow),
         Route(f"{R}/steps", rt.list_steps),

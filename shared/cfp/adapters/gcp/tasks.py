@@ -209,7 +209,7 @@ class CloudTasksQueue:
     async def close(self) -> None:
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
-            await asyncio.to_thread(client.transport.close)
+            client.transport.close()  # quick; and at interpreter exit no thread can run it
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from cfp.adapters.local.documents import apply_writes
 from cfp.adapters.local.sqlite import Database, dumps
 from cfp.domain.documents import Page, Write
 from cfp.domain.events import Delivery, Event
+from cfp.domain.naming import SubscriptionSpec
 from cfp.errors import BadRequest
 from cfp.ports import Subscription
 
@@ -146,6 +147,9 @@ class SqliteEventQueue:
             apply_writes(conn, writes, now)
             _, steps = self._insert_events(conn, emits, now)
             conn.execute("DELETE FROM deliveries WHERE step = ? AND event_id = ?", (step, event_id))
+            conn.execute(
+                "DELETE FROM push_attempts WHERE step = ? AND event_id = ?", (step, event_id)
+            )
             return True, steps
 
         done, steps = await self.db.write(job)
@@ -275,6 +279,18 @@ class SqliteEventQueue:
             )
 
         await self.db.write(job)
+
+    async def record_attempt(self, step: str, event_id: str) -> int:
+        """Count one more delivery of (step, event id) from outside this queue (a Pub/Sub push,
+        or a task bringing it back); returns the attempt number."""
+        row = await self.db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO push_attempts (step, event_id, count) VALUES (?, ?, 1)"
+                " ON CONFLICT (step, event_id) DO UPDATE SET count = count + 1 RETURNING count",
+                (step, event_id),
+            ).fetchone()
+        )
+        return int(row[0])
 
     # -- dead letters -------------------------------------------------------------------
 
@@ -421,3 +437,11 @@ class SqliteEventQueue:
             conn.execute("DELETE FROM owners WHERE id = ?", (owner,))
 
         await self.db.write(job)
+
+
+class InProcessProvisioner:
+    """The Provisioner port for the embedded queue: its subscriptions are rows it creates on
+    publish, so there is nothing to create and every subscription is active at once."""
+
+    async def ensure(self, spec: SubscriptionSpec) -> None:
+        return None

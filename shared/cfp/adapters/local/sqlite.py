@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS processed (
     at REAL NOT NULL,
     PRIMARY KEY (step, event_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_attempts (
+    step TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (step, event_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS owners (
     id TEXT PRIMARY KEY,
     pid INTEGER NOT NULL,
