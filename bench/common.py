@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,14 @@ class Server:
     """`cfp start --project bench/projects/chain` on a free 127.0.0.1 port, fresh data dir,
     CFP_LOG_LEVEL=warn (log lines to stdout cost time); stdout/stderr go to a file."""
 
-    def __init__(self, project: Path = PROJECT, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project: Path = PROJECT,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.project = project
+        self.args = list(args)  # more `cfp start` options, e.g. ["--backend", "emulators"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = Path(tempfile.mkdtemp(prefix="cfp-bench-"))
@@ -120,6 +127,7 @@ class Server:
                     str(self.data_dir),
                     "--port",
                     str(self.port),
+                    *self.args,
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -184,6 +192,31 @@ class Server:
                 return got
             time.sleep(poll)
         return got
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process, from /proc (those alive now)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # field 4 (ppid) follows the parenthesised command name, which may hold spaces
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def percentile(values: list[float], p: float) -> float:

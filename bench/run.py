@@ -1,5 +1,7 @@
 """Run every benchmark (each in its own process, its output shown as it goes) and print a summary
-table against the targets. `make bench` calls this. About 70-90 seconds on 2 cores.
+table against the targets. `make bench` calls this. About 2 minutes on 2 cores. emulator_chain
+needs Java and Google's emulators (`bash emulators/check.sh`); without them it fails to run, and
+`--only` can leave it out.
 
     .venv/bin/python bench/run.py [--json results.json] [--only throughput,api_latency]
 
@@ -18,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("import_time", "throughput", "runtime_inproc", "event_latency", "api_latency")
+SCRIPTS = (
+    "import_time",
+    "throughput",
+    "runtime_inproc",
+    "event_latency",
+    "api_latency",
+    "emulator_chain",
+)
 
 
 def run_one(name: str) -> dict[str, Any] | None:
@@ -130,6 +139,31 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]
             "",
             None,
         )
+    g = results.get("emulator_chain")
+    if g:
+        lat = g["latency"]
+        check(
+            f"6. emulators: api->a->b request->B done p95 at {g['events_per_s']:g} events/s",
+            lat["p95_ms"] / 1000,
+            " s",
+            "<= 2 s",
+            lat["p95_ms"] <= 2000 and g["completed"] == g["chains"],
+        )
+        check(
+            "   p50 / p99 / max",
+            f"{lat['p50_ms'] / 1000:.2f} / {lat['p99_ms'] / 1000:.2f} / {lat['max_ms'] / 1000:.2f}",
+            " s",
+            "",
+            None,
+        )
+        check(
+            "   p95 per hop: Ingest->A start / A->B start",
+            f"{g['ingest_to_a']['p95_ms'] / 1000:.2f} / {g['a_to_b']['p95_ms'] / 1000:.2f}",
+            " s",
+            "",
+            None,
+        )
+        check("   chains completed", f"{g['completed']} of {g['chains']}", "", "", None)
     return rows
 
 
@@ -155,7 +189,7 @@ def main() -> None:
     ]
     print(
         f"\n=== summary ({datetime.now(UTC):%Y-%m-%d}, {platform.node()}, nproc"
-        f" {results.get('throughput', results.get('import_time', {})).get('nproc', '?')},"
+        f" {next((r['nproc'] for r in results.values() if 'nproc' in r), '?')},"
         f" python {platform.python_version()}, {time.perf_counter() - started:.0f}s) ==="
     )
     for row in [("measure", "figure", "target", "verdict"), *rows]:
