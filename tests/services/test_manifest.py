@@ -120,7 +120,24 @@ def test_manifest_of_the_valid_fixture(tmp_path):
             "dead_letter_topic": "cfp.local.valid.dev~dlq~ProcessOrder",
         }
     ]
-    assert doc["schedules"] == [{"step": "NightlyReport", "cron": "30 2 * * *", "timezone": "UTC"}]
+    assert doc["schedules"] == [
+        {
+            "step": "NightlyReport",
+            "cron": "30 2 * * *",
+            "timezone": "UTC",
+            "job": {
+                "name": "cfp-local-valid-dev-NightlyReport",
+                "schedule": "30 2 * * *",
+                "time_zone": "Etc/UTC",
+                "target": "step_cron",
+                "http_method": "POST",
+                "headers": {"content-type": "application/json"},
+                "body": "",
+                "retry_config": {"retry_count": 0},
+                "attempt_deadline": "180s",
+            },
+        }
+    ]
     assert doc["streams"] == [
         {"name": "orders", "file": "steps/orders_stream.py", "has_can_access": False}
     ]
@@ -304,3 +321,34 @@ def test_openapi_keeps_same_named_models_of_different_steps_apart(tmp_path):
     schemas = doc["components"]["schemas"]
     assert schemas[note_ref.rpartition("/")[2]]["required"] == ["text"]
     assert schemas[cart_ref.rpartition("/")[2]]["required"] == ["sku"]
+
+
+def test_cron_steps_become_cloud_scheduler_jobs_unless_they_tick_by_the_second(tmp_path):
+    project = write_project(
+        tmp_path / "ticks",
+        {
+            "steps/minute_step.py": """
+                config = {"type": "cron", "name": "Every.Minute", "cron": "* * * * *",
+                          "flows": ["f"]}
+
+                async def handler(context):
+                    pass
+            """,
+            "steps/second_step.py": """
+                config = {"type": "cron", "name": "EverySecond", "cron": "*/5 * * * * *",
+                          "flows": ["f"]}
+
+                async def handler(context):
+                    pass
+            """,
+        },
+    )
+
+    jobs = {s["step"]: s["job"] for s in manifest(project, tenant="acme", env="prod")["schedules"]}
+
+    minute = jobs["Every.Minute"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,500}", minute["name"])
+    assert minute["name"].startswith("cfp-acme-ticks-prod-Every-Minute-")  # hashed: it changed
+    assert (minute["schedule"], minute["target"]) == ("* * * * *", "step_cron")
+    assert jobs["EverySecond"]["name"] is None
+    assert "seconds field" in jobs["EverySecond"]["unsupported"]

@@ -49,6 +49,15 @@ class PubSubNames:
     def dead_letter_topic(self, step: str) -> str:
         return pubsub_name(f"{self.prefix}~dlq~{step}")
 
+    def scheduler_job(self, step: str) -> str:
+        """The Cloud Scheduler job id of a cron step: letters, digits, `-` and `_` only, with a
+        short hash of the step's name when it had to change."""
+        raw = f"cfp-{self.tenant}-{self.project}-{self.env}-{step}"
+        name = re.sub(r"[^A-Za-z0-9_-]", "-", raw)
+        if name != raw or len(name) > 500:
+            name = f"{name[:491]}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
+        return name
+
 
 def max_delivery_attempts(max_retries: int) -> int:
     """A subscription's dead-letter backstop: above the step's own limit (the queue counts

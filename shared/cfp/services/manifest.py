@@ -59,6 +59,30 @@ def _step(step: StepDef) -> dict[str, Any]:
     }
 
 
+def _scheduler_job(names: PubSubNames, step: str, cron: str, has_seconds: bool) -> dict[str, Any]:
+    """The Cloud Scheduler job that ticks a cron step: it POSTs to the step's `step_cron`
+    function, which reads the tick's time from Cloud Scheduler's X-CloudScheduler-ScheduleTime
+    header. Cloud Scheduler's granularity is a minute, so a schedule with node-cron's seconds
+    field has no job (it runs on a long-running worker's in-process scheduler only)."""
+    if has_seconds:
+        return {
+            "name": None,
+            "unsupported": "Cloud Scheduler schedules are 5-field unix-cron (a minute at the "
+            "finest); this schedule has a seconds field",
+        }
+    return {
+        "name": names.scheduler_job(step),
+        "schedule": cron,
+        "time_zone": "Etc/UTC",
+        "target": TARGETS["cron"],
+        "http_method": "POST",
+        "headers": {"content-type": "application/json"},
+        "body": "",
+        "retry_config": {"retry_count": 0},  # a failed tick leaves a dead letter instead
+        "attempt_deadline": "180s",
+    }
+
+
 def _topics(project: Project) -> list[str]:
     topics: set[str] = set()
     for step in project.steps.values():
@@ -87,7 +111,12 @@ def manifest(project: Project, *, tenant: str = LOCAL_TENANT, env: str = "dev") 
         for topic in sorted(set(step.subscribes))
     ]
     schedules = [
-        {"step": step.name, "cron": step.cron.expression, "timezone": "UTC"}
+        {
+            "step": step.name,
+            "cron": step.cron.expression,
+            "timezone": "UTC",
+            "job": _scheduler_job(names, step.name, step.cron.expression, step.cron.has_seconds),
+        }
         for step in steps
         if step.type == "cron" and step.cron is not None
     ]
