@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cfp.adapters.processes import pid_alive
 from cfp.domain.documents import (
     CompareAndSet,
     CreateDoc,
@@ -71,16 +72,6 @@ def due_key(due_at: float, seq: str) -> str:
     """Due time then publish order as one string that sorts like the pair, so a single
     range query returns deliveries in the order they are due (ties broken by seq)."""
     return f"{max(0.0, due_at):020.6f}|{seq}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -1018,7 +1009,7 @@ class PubSubEventQueue:
         for owner in page.items:
             if owner["_id"] == doc_id(self.owner):
                 continue
-            gone = owner.get("host") == self.host and not _pid_alive(int(owner.get("pid", 0)))
+            gone = owner.get("host") == self.host and not pid_alive(int(owner.get("pid", 0)))
             if gone or now - float(owner.get("heartbeat", 0)) > HEARTBEAT_STALE_AFTER:
                 from cfp.domain.documents import raw_id
 

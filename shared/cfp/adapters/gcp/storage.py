@@ -20,50 +20,19 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from cfp.adapters.gcp.errors import from_google
+from cfp.domain.blobs import key_segments
 from cfp.errors import BadRequest, CfpError, NotFound, SettingsError
 
 T = TypeVar("T")
 
-# Must match cfp.adapters.local.blobs: the same keys are valid on both stores.
-_PARTIAL = ".cfp-partial"
-MAX_KEY_BYTES = 1024
 # Cloud Storage's limit for a V4 signature's lifetime: seven days.
 MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
 
 
 def check_key(key: str) -> str:
-    """`key` if it names an object inside the bucket the way the local store would; else
-    BadRequest."""
-    problem = None
-    if not key:
-        problem = "is empty"
-    elif key.startswith("/") or "\\" in key or "\x00" in key:
-        problem = "must be a relative path with '/' separators"
-    elif "\r" in key or "\n" in key:
-        problem = "contains a line break"
-    elif not _utf8(key):
-        problem = "is not valid UTF-8"
-    elif len(key.encode()) > MAX_KEY_BYTES:
-        problem = f"is longer than {MAX_KEY_BYTES} bytes of UTF-8"
-    else:
-        parts = key.split("/")
-        if any(part == "" for part in parts):
-            problem = "has an empty segment"
-        elif any(part in {".", ".."} for part in parts):
-            problem = "has a '.' or '..' segment"
-        elif any(part.endswith(_PARTIAL) for part in parts):
-            problem = f"has a segment ending in the reserved suffix {_PARTIAL!r}"
-        else:
-            return key
-    raise BadRequest(f"blob key {key!r} {problem}", details={"key": key})
-
-
-def _utf8(key: str) -> bool:
-    try:
-        key.encode()
-    except UnicodeEncodeError:  # lone surrogates
-        return False
-    return True
+    """`key` if it is a valid blob key (cfp.domain.blobs: the same rule as the file store)."""
+    key_segments(key)
+    return key
 
 
 class GcsBlobStore:

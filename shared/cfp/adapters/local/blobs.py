@@ -7,30 +7,20 @@ import os
 import tempfile
 from pathlib import Path
 
+from cfp.domain.blobs import PARTIAL_SUFFIX, key_segments
 from cfp.errors import BadRequest, Conflict, NotFound
 
 # Partially written files carry this suffix until os.replace publishes them; no key may end in it.
-_PARTIAL = ".cfp-partial"
+_PARTIAL = PARTIAL_SUFFIX
 
 
 def _segments(key: str) -> list[str]:
-    """The key's path segments, or BadRequest if it could name anything outside the root."""
-    problem = None
-    if not key:
-        problem = "is empty"
-    elif key.startswith("/") or "\\" in key or "\x00" in key or (os.name == "nt" and ":" in key):
-        problem = "must be a relative path with '/' separators"
-    else:
-        parts = key.split("/")
-        if any(part == "" for part in parts):
-            problem = "has an empty segment"
-        elif any(part in {".", ".."} for part in parts):
-            problem = "has a '.' or '..' segment"
-        elif any(part.endswith(_PARTIAL) for part in parts):
-            problem = f"has a segment ending in the reserved suffix {_PARTIAL!r}"
-        else:
-            return parts
-    raise BadRequest(f"blob key {key!r} {problem}", details={"key": key})
+    """The key's path segments, or BadRequest if it is not a valid key (cfp.domain.blobs) or,
+    on Windows, names a drive."""
+    parts = key_segments(key)
+    if os.name == "nt" and ":" in key:
+        raise BadRequest(f"blob key {key!r} must not name a drive", details={"key": key})
+    return parts
 
 
 class FileBlobStore:

@@ -15,6 +15,7 @@ from typing import Any
 
 from cfp.adapters.local.documents import apply_writes
 from cfp.adapters.local.sqlite import Database, dumps
+from cfp.adapters.processes import pid_alive
 from cfp.domain.documents import Page, Write
 from cfp.domain.events import Delivery, Event
 from cfp.domain.naming import SubscriptionSpec
@@ -22,16 +23,6 @@ from cfp.errors import BadRequest
 from cfp.ports import Subscription
 
 HEARTBEAT_STALE_AFTER = 30.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _dead_filter(
@@ -403,7 +394,7 @@ class SqliteEventQueue:
             for owner, pid, host, beat in conn.execute(
                 "SELECT id, pid, host, heartbeat FROM owners WHERE id != ?", (self.owner,)
             ).fetchall():
-                gone = not _pid_alive(pid) if host == self.host else False
+                gone = not pid_alive(pid) if host == self.host else False
                 if gone or now - beat > HEARTBEAT_STALE_AFTER:
                     dead.append(owner)
             released = 0

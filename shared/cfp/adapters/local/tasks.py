@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from cfp.adapters.local.sqlite import Database, dumps
+from cfp.adapters.processes import pid_alive
 from cfp.errors import NotFound
 from cfp.ports import QueuedTask, QueueSettings, Task, check_queue_name
 
@@ -38,16 +39,6 @@ DISPATCH_DEADLINE = 600.0  # Cloud Tasks' default deadline for an HTTP task's re
 POLL_INTERVAL = 1.0  # look for work this often even unwoken (another process may enqueue)
 FORGET_INTERVAL = 60.0  # drop expired tombstones this often
 LEASE_BATCH = 100  # most tasks leased from one queue in one pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Bucket:
@@ -433,7 +424,7 @@ class SqliteTaskQueue:
             )
             .fetchall()
         )
-        dead = [pid for (pid,) in rows if pid is not None and not _pid_alive(pid)]
+        dead = [pid for (pid,) in rows if pid is not None and not pid_alive(pid)]
         if not dead:
             return
         now = self.clock()
