@@ -83,3 +83,21 @@ def test_cfp_start_refuses_an_incomplete_gcp_backend(tmp_path: Path, monkeypatch
     )
     assert result.exit_code == 1
     assert "CFP_GCP_PROJECT" in result.output and "CFP_KMS_KEYRING" in result.output
+
+
+def test_cfp_start_on_gcp_without_credentials_says_how_to_get_them(
+    tmp_path: Path, monkeypatch
+) -> None:
+    for name, value in GCP.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud login here
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # not on Google Cloud: no metadata server
+
+    result = CliRunner().invoke(
+        app, ["start", "--project", str(EXAMPLE), "--data-dir", str(tmp_path / "data")]
+    )
+
+    assert result.exit_code == 1
+    assert "no Google credentials" in result.output
+    assert "gcloud auth application-default login" in result.output

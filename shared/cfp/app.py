@@ -146,6 +146,10 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
                 "starts the emulators and sets them (see docs/gcp.md)",
                 details={"missing": missing},
             )
+    if settings.backend == "gcp":
+        from cfp.adapters.gcp.errors import require_credentials
+
+        require_credentials()
     project = settings.google_project
     documents = FirestoreDocumentStore.connect(
         project, settings.database, emulator_host=settings.firestore_emulator_host

@@ -123,6 +123,13 @@ def start_emulators_for(settings: Settings) -> tuple[Settings, Any]:
 
 def serve(settings: Settings, *, reload: bool) -> None:
     project = load(settings)
+    if settings.backend == "gcp":  # before the server starts, not deep in its first request
+        from cfp.adapters.gcp.errors import require_credentials
+
+        try:
+            require_credentials()
+        except SettingsError as exc:
+            fail(exc.message)
     settings, emulators = start_emulators_for(settings)
     if emulators is not None:
         # uvicorn re-raises SIGTERM after its shutdown; exit through `finally` instead of dying

@@ -11,6 +11,7 @@ from cfp.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    SettingsError,
     Unauthorized,
     Unavailable,
 )
@@ -61,3 +62,20 @@ def from_google(
         f"{message}: {reason}",
         details={**(details or {}), "google_error": type(exc).__name__},
     )
+
+
+def require_credentials() -> None:
+    """Fail at start, saying what to do, when no Application Default Credentials are found
+    (the Google clients would otherwise fail at first use, deep in a request)."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError as exc:
+        raise SettingsError(
+            "--backend gcp: no Google credentials (Application Default Credentials) found. On "
+            "Cloud Run the service account provides them; on a workstation run `gcloud auth "
+            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS (docs/gcp.md). "
+            f"Google said: {exc}"
+        ) from None
