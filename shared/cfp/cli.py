@@ -332,6 +332,19 @@ def generate_openapi(
         sys.stdout.write(text + "\n")
 
 
+@generate.command("rbac")
+def generate_rbac(output: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+    """Write the roles and permissions table (docs/rbac.md) from the code's one table."""
+    from cfp.domain.rbac import render_markdown
+
+    text = render_markdown()
+    if output:
+        output.write_text(text)
+        out.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
 @app.command()
 def create(directory: Annotated[Path, typer.Argument(help="New project directory.")]) -> None:
     """Scaffold a runnable project."""
