@@ -387,3 +387,10 @@ class TaskQueue(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Mailer(Protocol):
+    """Sends plain-text mail (invites, password resets). The local adapter writes each message
+    to `<data-dir>/outbox/`; a message may carry a one-time token, so none is ever logged."""
+
+    async def send(self, to: str, subject: str, text: str) -> None: ...
