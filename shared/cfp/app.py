@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from cfp.adapters.local.blobs import FileBlobStore
 from cfp.adapters.local.documents import SqliteDocumentStore
 from cfp.adapters.local.keyring import LocalKeyring
+from cfp.adapters.local.mailer import OutboxMailer
 from cfp.adapters.local.queue import InProcessProvisioner, SqliteEventQueue
 from cfp.adapters.local.scheduler import LocalScheduler
 from cfp.adapters.local.sqlite import Database
@@ -19,6 +20,8 @@ from cfp.domain.naming import PubSubNames, SubscriptionSpec, subscription_specs
 from cfp.domain.paths import Scope
 from cfp.errors import SettingsError
 from cfp.ports import BlobStore, DocumentStore, KeyService, Provisioner, TaskQueue
+from cfp.services.control import ControlPlane
+from cfp.services.identity import OWASP, TEST
 from cfp.services.loader import Project, load_project
 from cfp.services.observability import PROCESS_IDENTITY, LogBook, Metrics
 from cfp.services.runtime import Runtime, RuntimeOptions
@@ -39,6 +42,7 @@ class Platform:
     blobs: BlobStore
     keys: KeyService
     tasks: TaskQueue | None
+    control: ControlPlane
     subscriptions: SubscriptionLifecycle
     logbook: LogBook
     metrics: Metrics
@@ -66,6 +70,14 @@ class Platform:
         creates a missing one on first use) and start the runtime."""
         for open_ in self.openers:
             await open_()
+        await self.control.start()
+        settings = self.settings
+        if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+            made = await self.control.bootstrap_admin(
+                settings.bootstrap_admin_email, settings.bootstrap_admin_password
+            )
+            if made is not None:
+                self.logbook.log("info", "created the system administrator from CFP_BOOTSTRAP_*")
         if consume:
             records = await self.subscriptions.provision(self.subscription_specs())
             for record in records:
@@ -229,6 +241,14 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     )
     metrics = Metrics()
     hub = StreamHub()
+    control = ControlPlane(
+        documents,
+        backend.keys,
+        OutboxMailer(Path(settings.data_dir) / "outbox"),
+        region=settings.deployment_region,
+        public_url=f"http://{settings.host}:{settings.port}",
+        password_profile=TEST if settings.password_profile == "test" else OWASP,
+    )
     runtime = Runtime(
         project=project,
         scope=scope,
@@ -255,6 +275,7 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
         blobs=backend.blobs,
         keys=backend.keys,
         tasks=backend.tasks,
+        control=control,
         subscriptions=lifecycle,
         logbook=logbook,
         metrics=metrics,

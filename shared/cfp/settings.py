@@ -37,6 +37,9 @@ ENV_NAMES: dict[str, str] = {
     "function_url": "CFP_FUNCTION_URL",
     "tasks_queue": "CFP_TASKS_QUEUE",
     "tasks_service_account": "CFP_TASKS_SERVICE_ACCOUNT",
+    "password_profile": "CFP_PASSWORD_PROFILE",
+    "bootstrap_admin_email": "CFP_BOOTSTRAP_ADMIN_EMAIL",
+    "bootstrap_admin_password": "CFP_BOOTSTRAP_ADMIN_PASSWORD",
     # where the Google clients find the emulators (the names the Google libraries use)
     "firestore_emulator_host": "FIRESTORE_EMULATOR_HOST",
     "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
@@ -44,7 +47,9 @@ ENV_NAMES: dict[str, str] = {
     "tasks_emulator_host": "CFP_TASKS_EMULATOR_HOST",
 }
 
-GOOGLE_SETTINGS = ("gcp_project", "region", "firestore_database", "bucket", "kms_keyring")
+# Google-only settings: refused with the local backend. CFP_REGION is not among them: every
+# deployment, the embedded one included, has a region for tenant residency (default "local").
+GOOGLE_SETTINGS = ("gcp_project", "firestore_database", "bucket", "kms_keyring")
 EMULATOR_PROJECT = "cfp-local"
 EMULATOR_REGION = "us-central1"
 EMULATOR_BUCKET = "cfp-local"
@@ -73,7 +78,7 @@ class Settings(BaseModel):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     # Google Cloud (backends `emulators` and `gcp`)
     gcp_project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    region: str | None = Field(default=None, pattern=r"^[a-z]+(-[a-z]+)+[0-9]+$")
+    region: str | None = Field(default=None, pattern=r"^([a-z]+(-[a-z]+)+[0-9]+|local)$")
     firestore_database: str | None = Field(
         default=None, pattern=r"^(\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9])$"
     )
@@ -86,6 +91,10 @@ class Settings(BaseModel):
     function_url: str | None = Field(default=None, pattern=r"^https?://")
     tasks_queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
     tasks_service_account: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    # Identity: Argon2id with OWASP's parameters; `test` is a cheap profile for test suites only.
+    password_profile: Literal["owasp", "test"] = "owasp"
+    bootstrap_admin_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    bootstrap_admin_password: str | None = Field(default=None, repr=False)
     firestore_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
     storage_emulator_host: str | None = None
@@ -102,6 +111,12 @@ class Settings(BaseModel):
                     "Google service: choose --backend emulators or gcp, or unset them",
                     details={"settings": given},
                 )
+        if self.backend == "gcp" and self.region == "local":
+            raise SettingsError(
+                "CFP_REGION=local names the embedded deployment; --backend gcp needs a Google "
+                "Cloud region such as europe-west4",
+                details={"settings": ["CFP_REGION"]},
+            )
         if self.backend == "gcp":
             missing = [
                 ENV_NAMES[n]
@@ -137,7 +152,15 @@ class Settings(BaseModel):
 
     @property
     def google_region(self) -> str:
-        return self.region or EMULATOR_REGION
+        return self.region if self.region and self.region != "local" else EMULATOR_REGION
+
+    @property
+    def deployment_region(self) -> str:
+        """This deployment's region, for tenant residency: CFP_REGION, else `local` on the
+        embedded backend and the emulators' region on the others."""
+        if self.region:
+            return self.region
+        return "local" if self.backend == "local" else EMULATOR_REGION
 
     @property
     def database(self) -> str:

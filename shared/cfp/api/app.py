@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from cfp.api import control_routes as cp
 from cfp.api import runtime_routes as rt
 from cfp.api import subscription_routes as subs
+from cfp.api.auth_routes import AUTH_OPERATIONS
 from cfp.api.errors import HANDLERS
 from cfp.api.middleware import BodyLimit, RequestIds
 from cfp.api.steps import step_endpoint
@@ -79,6 +81,15 @@ async def metrics(request: Request) -> Response:
     )
 
 
+async def projects(request: Request) -> Response:
+    """`/v1/projects`: with `x-tenant-id`, the tenant's projects (control plane); without it,
+    what this process serves (the runtime's own listing, as before tenants)."""
+    if request.headers.get("x-tenant-id") or request.method == "POST":
+        handler = cp.create_project if request.method == "POST" else cp.list_projects
+        return await handler(request)
+    return await rt.list_projects(request)
+
+
 def routes(platform: Platform) -> list[BaseRoute]:
     """Platform routes first, then the project's api steps at their declared paths."""
     table: list[BaseRoute] = [
@@ -86,7 +97,7 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics),
-        Route("/v1/projects", rt.list_projects),
+        Route("/v1/projects", projects, methods=["GET", "POST"]),
         Route("/v1/subscriptions", subs.list_subscriptions),
         Route("/v1/subscriptions/provision", subs.provision_subscriptions, methods=["POST"]),
         Route(f"{R}/flows", rt.list_flows),
@@ -108,6 +119,7 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route(f"{R}/settings", rt.get_settings, methods=["GET"]),
         Route(f"{R}/settings", rt.put_settings, methods=["PUT"]),
         WebSocketRoute(f"{R}/ws", stream_socket),
+        *[op.route() for op in [*AUTH_OPERATIONS, *cp.OPERATIONS]],
     ]
     for step in platform.project.api_steps:
         if step.route is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,7 +37,11 @@ def envelope(status: int, code: str, message: str, details: Any = None) -> JSONR
 
 async def cfp_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CfpError)
-    return envelope(exc.status, exc.code, exc.message, exc.details)
+    response = envelope(exc.status, exc.code, exc.message, exc.details)
+    retry_after = exc.details.get("retry_after") if isinstance(exc.details, dict) else None
+    if exc.status == 429 and retry_after is not None:
+        response.headers["retry-after"] = str(max(1, math.ceil(float(retry_after))))
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
