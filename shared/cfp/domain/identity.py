@@ -363,6 +363,7 @@ class InviteView(_Model):
     tenant: str
     email: str
     role: str | None
+    scope: str | None = None  # where the role is bound; None: the tenant
     status: Literal["pending", "accepted", "revoked"]
     invited_by: str | None
     created_at: float
@@ -374,6 +375,8 @@ class InviteAccepted(_Model):
     tenant: str
     role: str | None
     created: bool  # a new principal, rather than an existing one joining the tenant
+    scope: str | None = None
+    invited_by: str | None = None
 
 
 class ApiKeyView(_Model):

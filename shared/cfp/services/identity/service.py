@@ -282,9 +282,15 @@ class IdentityService:
         await self._commit(writes, event)
 
     async def create_service_account(
-        self, tenant: str, display_name: str, *, actor: str | None = None
+        self,
+        tenant: str,
+        display_name: str,
+        *,
+        actor: str | None = None,
+        with_writes: Callable[[PrincipalView], Sequence[Write]] | None = None,
     ) -> PrincipalView:
-        """A service account of `tenant`: no email, no password; it authenticates with API keys."""
+        """A service account of `tenant`: no email, no password; it authenticates with API keys.
+        `with_writes` adds writes (its tenant directory entries) to the same transaction."""
         doc = self._new_principal(
             "service_account",
             email=None,
@@ -295,8 +301,9 @@ class IdentityService:
         event = self._event(
             "service_account.create", None, actor_id=actor, target=doc["id"], tenant=tenant
         )
+        extra = list(with_writes(_view(doc))) if with_writes is not None else []
         await self._retrying(
-            lambda: self._commit([CreateDoc(principal_path(doc["id"]), doc)], event)
+            lambda: self._commit([CreateDoc(principal_path(doc["id"]), doc), *extra], event)
         )
         return _view(doc)
 
@@ -308,9 +315,15 @@ class IdentityService:
         return None if doc is None else _view(doc)
 
     async def set_status(
-        self, principal_id: str, status: str, *, actor: str | None = None
+        self,
+        principal_id: str,
+        status: str,
+        *,
+        actor: str | None = None,
+        tenant: str | None = None,
     ) -> PrincipalView:
-        """Disable (ending every session and API key use) or enable a principal."""
+        """Disable (ending every session and API key use) or enable a principal; recorded on
+        `tenant`'s audit chain when a tenant's administrator does it."""
         if status not in ("active", "disabled"):
             raise BadRequest("status is active or disabled", details={"status": status})
 
@@ -320,7 +333,7 @@ class IdentityService:
                 return _view(doc)
             new, write = self._updated(doc, status=status, sessions_epoch=doc["sessions_epoch"] + 1)
             action = "principal.disable" if status == "disabled" else "principal.enable"
-            event = self._event(action, None, actor_id=actor, target=principal_id)
+            event = self._event(action, None, actor_id=actor, target=principal_id, tenant=tenant)
             await self._commit([write], event)
             return _view(new)
 
@@ -962,14 +975,18 @@ class IdentityService:
 
         return await self._retrying(attempt)
 
-    async def reset_mfa(self, principal_id: str, *, actor: str | None = None) -> PrincipalView:
+    async def reset_mfa(
+        self, principal_id: str, *, actor: str | None = None, tenant: str | None = None
+    ) -> PrincipalView:
         """An administrator turns a principal's MFA off (lost authenticator and codes); every
         session ends, and the principal signs in with the password alone until it enrols again."""
 
         async def attempt() -> PrincipalView:
             doc = await self._require(principal_id)
             new, write = self._updated(doc, mfa=_no_mfa(), sessions_epoch=doc["sessions_epoch"] + 1)
-            event = self._event("auth.mfa.reset", None, actor_id=actor, target=principal_id)
+            event = self._event(
+                "auth.mfa.reset", None, actor_id=actor, target=principal_id, tenant=tenant
+            )
             await self._commit([write], event)
             return _view(new)
 
@@ -983,6 +1000,7 @@ class IdentityService:
         email: str,
         *,
         role: str | None = None,
+        scope: str | None = None,
         invited_by: str | None = None,
         client: Client | None = None,
     ) -> InviteView:
@@ -999,6 +1017,7 @@ class IdentityService:
             "tenant": tenant,
             "email": address,
             "role": role,
+            "scope": scope,
             "status": "pending",
             "invited_by": invited_by,
             "created_at": now,
@@ -1150,6 +1169,8 @@ class IdentityService:
             tenant=record["tenant"],
             role=record["role"],
             created=existing is None,
+            scope=record.get("scope"),
+            invited_by=record.get("invited_by"),
         )
         if self.on_invite_accepted is not None:
             writes.extend(await self.on_invite_accepted(result))
@@ -1413,6 +1434,7 @@ def _invite_view(token_hash: str, record: dict[str, Any]) -> InviteView:
         tenant=record["tenant"],
         email=record["email"],
         role=record["role"],
+        scope=record.get("scope"),
         status=record["status"],
         invited_by=record["invited_by"],
         created_at=record["created_at"],
