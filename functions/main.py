@@ -295,6 +295,7 @@ def step_api(request: flask.Request) -> flask.Response:
         req = _motia_request(request, raw, params)
 
         async def serve() -> Any:
+            await _authorize_invoke(platform, request, origin)
             try:
                 return await platform.runtime.handle_api(step, req, origin)
             finally:
@@ -310,6 +311,24 @@ def step_api(request: flask.Request) -> flask.Response:
     if isinstance(result.body, bytes | str) and "content-type" in {k.lower() for k in headers}:
         return flask.Response(result.body, status=result.status, headers=headers)
     return _json_response(result.body, result.status, headers)
+
+
+async def _authorize_invoke(platform: Platform, request: flask.Request, origin: Origin) -> None:
+    """No anonymous execution: a bearer credential whose principal may `step.invoke` here."""
+    from cfp.errors import Unauthorized
+
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this api step needs `Authorization: Bearer <token or API key>`")
+    caller = await platform.control.authenticate(
+        token.strip(),
+        correlation_id=origin.correlation_id,
+        trace_id=origin.trace_id,
+        client_address=request.remote_addr,
+        user_agent=request.headers.get("user-agent"),
+    )
+    scope = platform.scope
+    await platform.control.authorize_project(caller, scope.tenant, scope.project, "step.invoke")
 
 
 @_declare("cloud_event")

@@ -53,6 +53,11 @@ class Platform:
     openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
+    def credentials_path(self) -> Path:
+        """`<data-dir>/dev-credentials`: the local administrator and API key `cfp dev` made."""
+        return Path(self.settings.data_dir) / "dev-credentials"
+
+    @property
     def task_queue(self) -> str:
         """This project environment's task queue: CFP_TASKS_QUEUE, else cfp-{t}-{p}-{e}."""
         if self.settings.tasks_queue:
@@ -72,12 +77,18 @@ class Platform:
             await open_()
         await self.control.start()
         settings = self.settings
-        if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+        bootstrapped = bool(settings.bootstrap_admin_email and settings.bootstrap_admin_password)
+        if bootstrapped:
             made = await self.control.bootstrap_admin(
-                settings.bootstrap_admin_email, settings.bootstrap_admin_password
+                str(settings.bootstrap_admin_email), str(settings.bootstrap_admin_password)
             )
             if made is not None:
                 self.logbook.log("info", "created the system administrator from CFP_BOOTSTRAP_*")
+        if consume and settings.backend != "gcp":  # a local server, not a Cloud Run function
+            wrote = await self.local_setup(create_admin=not bootstrapped)
+            if wrote:  # the secrets are in the file only, never in a log line
+                self.logbook.log("info", f"wrote local credentials to {self.credentials_path}")
+
         if consume:
             records = await self.subscriptions.provision(self.subscription_specs())
             for record in records:
@@ -91,6 +102,19 @@ class Platform:
         elif hasattr(self.queue, "manage_subscriptions"):
             self.queue.manage_subscriptions = False
         await self.runtime.start(consume=consume)
+
+    async def local_setup(self, *, create_admin: bool = True) -> bool:
+        """Tenant, project, environment and dev credentials, as `cfp dev` makes them."""
+        settings = self.settings
+        return await self.control.ensure_local_setup(
+            tenant=self.scope.tenant,
+            project=self.scope.project,
+            env=self.scope.env,
+            region=settings.deployment_region,
+            credentials=self.credentials_path,
+            url=f"http://{settings.host}:{settings.port}",
+            create_admin=create_admin,
+        )
 
     async def stop(self) -> None:
         await self.runtime.stop()

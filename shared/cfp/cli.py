@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -121,6 +122,46 @@ def start_emulators_for(settings: Settings) -> tuple[Settings, Any]:
     return settings.model_copy(update=update), running
 
 
+def first_run_credentials(settings: Settings) -> None:
+    """On the first run of a data dir, set up tenant, project, environment, a local admin and
+    an API key (the platform writes them to DATA_DIR/dev-credentials, mode 0600), and print
+    them, this once, to the terminal (never to a log)."""
+    import asyncio
+
+    from cfp.app import build
+
+    if settings.backend == "gcp":
+        return
+    path = Path(settings.data_dir) / "dev-credentials"
+    if path.exists():
+        return
+
+    async def setup() -> None:
+        platform = build(settings, log_stream=io.StringIO())
+        try:
+            await platform.start(consume=False)
+            bootstrapped = settings.bootstrap_admin_email and settings.bootstrap_admin_password
+            await platform.local_setup(create_admin=not bootstrapped)
+        finally:
+            await platform.stop()
+
+    try:
+        asyncio.run(setup())
+    except CfpError as exc:
+        fail(exc.message)
+    if not path.exists():  # an administrator came from CFP_BOOTSTRAP_*: nothing to print
+        return
+    creds = json.loads(path.read_text())
+    out.print(f"[bold]first run[/]: local credentials (also in {path}, readable by you only):")
+    if creds.get("password"):
+        out.print(f"  admin     {creds['email']} / {creds['password']}", highlight=False)
+    out.print(f"  api key   {creds['api_key']}", highlight=False)
+    out.print(
+        f"  use       -H 'authorization: Bearer <api key>' -H 'x-tenant-id: {creds['tenant']}'",
+        highlight=False,
+    )
+
+
 def serve(settings: Settings, *, reload: bool) -> None:
     project = load(settings)
     if settings.backend == "gcp":  # before the server starts, not deep in its first request
@@ -131,6 +172,12 @@ def serve(settings: Settings, *, reload: bool) -> None:
         except SettingsError as exc:
             fail(exc.message)
     settings, emulators = start_emulators_for(settings)
+    try:
+        first_run_credentials(settings)
+    except BaseException:
+        if emulators is not None:
+            emulators.stop()
+        raise
     if emulators is not None:
         # uvicorn re-raises SIGTERM after its shutdown; exit through `finally` instead of dying
         # of it, so the emulators stop with us
@@ -268,6 +315,16 @@ def emit(
     project: Annotated[str | None, typer.Option("--project", help="Project slug.")] = None,
     env: Annotated[str, typer.Option("--env")] = "dev",
     event_id: Annotated[str | None, typer.Option("--id", help="Idempotency id.")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CFP_API_KEY",
+            help="Credential (default: the one `cfp dev` wrote to DATA_DIR/dev-credentials).",
+        ),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", envvar="CFP_TENANT")] = None,
+    data_dir: DataOpt = None,
 ) -> None:
     """Emit an event into a running server (POST R/events)."""
     import httpx
@@ -276,9 +333,21 @@ def emit(
         payload = json.loads(data)
     except ValueError as exc:
         fail(f"--data is not valid JSON: {exc}")
+    credentials = dev_credentials(data_dir)
+    token = api_key or credentials.get("api_key")
+    if not token:
+        fail(
+            "no credential: pass --api-key (or CFP_API_KEY), or run where `cfp dev` wrote "
+            "DATA_DIR/dev-credentials (--data-dir)"
+        )
+    headers = {
+        "authorization": f"Bearer {token}",
+        "x-tenant-id": tenant or credentials.get("tenant") or "local",
+    }
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            slug = project or client.get("/v1/projects").json()["items"][0]["slug"]
+        with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
+            served = client.get("/v1/projects", headers={"x-tenant-id": ""})
+            slug = project or served.json()["items"][0]["slug"]
             body: dict[str, Any] = {"topic": topic, "data": payload}
             if event_id:
                 body["id"] = event_id
@@ -292,6 +361,15 @@ def emit(
             error.get("details") and [json.dumps(error["details"])],
         )
     out.print_json(data=resp.json())
+
+
+def dev_credentials(data_dir: Path | None) -> dict[str, Any]:
+    """What `cfp dev` wrote to DATA_DIR/dev-credentials (empty if nothing)."""
+    folder = data_dir or Path(os.environ.get("CFP_DATA_DIR") or ".cfp")
+    try:
+        return json.loads((folder / "dev-credentials").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 @app.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,13 +150,19 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
                 retry_base_seconds=0.01,
                 poll_seconds=0.02,
                 project_name="proj",
+                password_profile="test",
             )
             values.update(overrides)
             platform = build(Settings(**values), log_stream=io.StringIO())
             client = TestClient(
                 create_app(platform), raise_server_exceptions=raise_server_exceptions
             )
-            return stack.enter_context(client)
+            stack.enter_context(client)
+            if platform.credentials_path.exists():  # as `cfp dev` users do: the dev API key
+                creds = json.loads(platform.credentials_path.read_text())
+                client.headers["authorization"] = f"Bearer {creds['api_key']}"
+                client.headers["x-tenant-id"] = creds["tenant"]
+            return client
 
         yield start
 

@@ -215,7 +215,7 @@ def test_only_a_system_admin_creates_tenants(client, acme) -> None:
     )
     assert ok_json(client.get("/v1/tenants", headers=ada))["items"] == []
     listed = ok_json(client.get("/v1/tenants", headers=bearer(acme)))["items"]
-    assert [t["id"] for t in listed] == ["acme"]
+    assert [t["id"] for t in listed] == ["acme", "local"]  # local: the served project's
 
 
 def test_a_suspended_tenant_is_refused_and_a_deleted_one_is_gone(client, acme) -> None:

@@ -42,11 +42,16 @@ def test_index_health_and_projects(serve):
     assert ("Echo", "POST", "/echo/:kind/:id") in routes and ("Boom", "GET", "/boom") in routes
     assert ok_json(client.get("/health")) == {"status": "ok"}
     assert ok_json(client.get("/ready")) == {"status": "ready", "project": "proj", "steps": 8}
-    projects = ok_json(client.get("/v1/projects"))
-    assert projects == {
+    served = ok_json(client.get("/v1/projects", headers={"x-tenant-id": ""}))
+    assert served == {  # without a tenant: what this process serves
         "items": [{"slug": "proj", "envs": ["dev"], "steps": 8, "streams": 2}],
         "next_cursor": None,
     }
+    # with one: the tenant's projects, the served one registered on first start
+    tenant_projects = ok_json(client.get("/v1/projects"))["items"]
+    assert [p["slug"] for p in tenant_projects] == ["proj"]
+    envs = ok_json(client.get("/v1/projects/proj/envs"))["items"]
+    assert [e["name"] for e in envs] == ["dev"]
 
 
 def test_ready_is_503_until_the_runtime_has_started(tmp_path):

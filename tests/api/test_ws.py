@@ -7,7 +7,9 @@ a further join is sent, and its sync must be the next message on the socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,6 +22,16 @@ from starlette.websockets import WebSocketDisconnect
 from tests.api.conftest import R, ok_json, wait_for
 
 pytestmark = pytest.mark.api
+
+
+@contextlib.contextmanager
+def connect(client, path: str) -> Iterator[Any]:
+    """A websocket that has authenticated with the client's credential, its first message."""
+    with client.websocket_connect(path) as ws:
+        token = client.headers["authorization"].split(" ", 1)[1]
+        ws.send_json({"type": "auth", "token": token})
+        assert ws.receive_json()["type"] == "auth"
+        yield ws
 
 
 def receive(ws: Any, within: float = 5.0) -> dict[str, Any]:
@@ -65,7 +77,7 @@ def barrier(ws: Any, group: str = "barrier") -> None:
 def test_join_syncs_then_streams_create_update_delete(serve):
     client = serve()
     board(client, "set", "g1", "i1", value={"text": "one"})
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "board", "g1")
         assert receive(ws) == {
             "streamName": "board",
@@ -88,7 +100,7 @@ def test_join_syncs_then_streams_create_update_delete(serve):
 def test_item_join_gets_only_that_items_events(serve):
     client = serve()
     board(client, "set", "g1", "i1", value={"text": "one"})
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "board", "g1", "i1")
         assert receive(ws) == {
             "streamName": "board",
@@ -108,7 +120,7 @@ def test_item_join_gets_only_that_items_events(serve):
 
 def test_leave_stops_events(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "board", "g1")
         assert receive(ws)["event"] == {"type": "sync", "data": []}
         board(client, "set", "g1", "i1", value={"text": "seen"})
@@ -125,7 +137,7 @@ def test_leave_stops_events(serve):
 
 def test_sync_can_access_refusal(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "board", "private")
         refused = receive(ws)
         assert refused["type"] == "error" and refused["subscriptionId"] == "s1"
@@ -137,12 +149,12 @@ def test_sync_can_access_refusal(serve):
 
 def test_async_can_access_sees_the_connection_auth(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "v1", "vault", "g1")
         assert receive(ws)["error"]["code"] == "forbidden"
         board(client, "set", "g1", "i1", stream="vault", value={"text": "secret"})
         barrier(ws)
-    with client.websocket_connect(f"{R}/ws?token=letmein") as ws:
+    with connect(client, f"{R}/ws?token=letmein") as ws:
         join(ws, "v1", "vault", "g1")
         sync = receive(ws)
         assert sync["event"] == {"type": "sync", "data": [{"text": "secret", "id": "i1"}]}
@@ -150,7 +162,7 @@ def test_async_can_access_sees_the_connection_auth(serve):
 
 def test_can_access_that_raises_fails_the_join_not_the_connection(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws?token=explode") as ws:
+    with connect(client, f"{R}/ws?token=explode") as ws:
         join(ws, "b1", "board", "g1")
         assert receive(ws)["event"]["type"] == "sync"
         join(ws, "v1", "vault", "g1")
@@ -164,7 +176,7 @@ def test_can_access_that_raises_fails_the_join_not_the_connection(serve):
 
 def test_bad_joins_and_messages_answer_errors(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "nope", "g1")
         unknown = receive(ws)
         assert unknown["type"] == "error" and unknown["error"]["code"] == "not_found"
@@ -188,7 +200,7 @@ def test_wrong_project_closes_the_socket(serve):
 
 def test_ephemeral_send_reaches_group_subscribers(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         join(ws, "s1", "board", "g1")
         receive(ws)
         board(client, "send", "g1", type="ping", value={"n": 1})
@@ -200,7 +212,7 @@ def test_ephemeral_send_reaches_group_subscribers(serve):
 
 def test_log_tail_receives_matching_lines(serve):
     client = serve()
-    with client.websocket_connect(f"{R}/ws") as ws:
+    with connect(client, f"{R}/ws") as ws:
         ws.send_json({"type": "tail", "data": {"subscriptionId": "t", "step": "Echo"}})
         assert receive(ws) == {
             "streamName": "__logs",

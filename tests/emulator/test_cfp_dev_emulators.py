@@ -4,6 +4,7 @@ the subscriptions, serves the flow, and stops the emulators when it is stopped."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -82,6 +83,9 @@ def test_the_example_project_runs_on_the_emulators(tmp_path: Path) -> None:
     try:
         with httpx.Client(timeout=10) as client:
             wait_for(lambda: client.get(f"{base}/ready").status_code == 200, what="ready", log=log)
+            creds = json.loads((data_dir / "dev-credentials").read_text())
+            client.headers["authorization"] = f"Bearer {creds['api_key']}"
+            client.headers["x-tenant-id"] = creds["tenant"]
             banner = log.read_text()
             assert "backend emulators" in banner and "Firestore 127.0.0.1:" in banner
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -32,6 +33,7 @@ class CfpProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self.data_dir = data_dir
         env = {
             **os.environ,
             "CFP_RETRY_BASE_SECONDS": "0.05",
@@ -69,6 +71,13 @@ class CfpProcess:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"cfp not ready in {timeout}s:\n{self.log.read_text()}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Credentials as a `cfp dev` user has them: the API key and tenant the server wrote
+        to its data dir's dev-credentials on first start."""
+        creds = json.loads((self.data_dir / "dev-credentials").read_text())
+        return {"authorization": f"Bearer {creds['api_key']}", "x-tenant-id": creds["tenant"]}
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -41,6 +41,8 @@ def test_cfp_emit_reaches_a_running_server(tmp_path, processes):
             '{"key": "k1", "text": "hi"}',
             "--url",
             server.url,
+            "--data-dir",  # where `cfp start` wrote the dev credentials
+            str(tmp_path / "data"),
         ],
         capture_output=True,
         text=True,
@@ -50,7 +52,9 @@ def test_cfp_emit_reaches_a_running_server(tmp_path, processes):
     assert '"event_id"' in done.stdout
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        resp = httpx.get(f"{server.url}/v1/projects/cli/envs/dev/state/notes/k1")
+        resp = httpx.get(
+            f"{server.url}/v1/projects/cli/envs/dev/state/notes/k1", headers=server.headers
+        )
         if resp.status_code == 200:
             break
         time.sleep(0.1)
@@ -68,14 +72,14 @@ def test_cfp_dev_reloads_a_changed_step_file(tmp_path, processes):
     project = write_project(tmp_path / "cli", PROJECT)
     server = CfpProcess(project, tmp_path / "data", tmp_path / "dev.log", command="dev")
     processes.append(server)
-    assert httpx.get(f"{server.url}/hello").json() == {"version": 1}
+    assert httpx.get(f"{server.url}/hello", headers=server.headers).json() == {"version": 1}
     step = project / "steps" / "hello_step.py"
     step.write_text(step.read_text().replace('{"version": 1}', '{"version": 2}'))
     deadline = time.monotonic() + 20
     body = None
     while time.monotonic() < deadline:
         try:
-            body = httpx.get(f"{server.url}/hello", timeout=2).json()
+            body = httpx.get(f"{server.url}/hello", timeout=2, headers=server.headers).json()
         except (httpx.HTTPError, ValueError):
             body = None
         if body == {"version": 2}:

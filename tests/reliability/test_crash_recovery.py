@@ -62,7 +62,7 @@ def test_kill_9_mid_run_then_restart_applies_every_effect_exactly_once(tmp_path,
     data = tmp_path / "data"
     first = CfpProcess(project, data, tmp_path / "first.log")
     processes.append(first)
-    with httpx.Client(base_url=first.url, timeout=10) as client:
+    with httpx.Client(base_url=first.url, timeout=10, headers=first.headers) as client:
         accepted = publish(client, 0, EVENTS // 2)
     assert accepted == EVENTS // 2
     first.kill9()  # while most of those are still being processed
@@ -71,7 +71,7 @@ def test_kill_9_mid_run_then_restart_applies_every_effect_exactly_once(tmp_path,
 
     second = CfpProcess(project, data, tmp_path / "second.log")
     processes.append(second)
-    with httpx.Client(base_url=second.url, timeout=10) as client:
+    with httpx.Client(base_url=second.url, timeout=10, headers=second.headers) as client:
         # resend everything: ids make the already-accepted half idempotent
         assert publish(client, 0, EVENTS) == EVENTS
         deadline = 120

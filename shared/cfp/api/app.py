@@ -17,8 +17,10 @@ from cfp.api import runtime_routes as rt
 from cfp.api import subscription_routes as subs
 from cfp.api.auth_routes import AUTH_OPERATIONS
 from cfp.api.errors import HANDLERS
+from cfp.api.member_routes import MEMBER_OPERATIONS
 from cfp.api.middleware import BodyLimit, RequestIds
-from cfp.api.steps import step_endpoint
+from cfp.api.operations import idempotent
+from cfp.api.steps import PREFIX, step_endpoint
 from cfp.api.ws import stream_socket
 from cfp.app import Platform
 
@@ -85,9 +87,12 @@ async def projects(request: Request) -> Response:
     """`/v1/projects`: with `x-tenant-id`, the tenant's projects (control plane); without it,
     what this process serves (the runtime's own listing, as before tenants)."""
     if request.headers.get("x-tenant-id") or request.method == "POST":
-        handler = cp.create_project if request.method == "POST" else cp.list_projects
+        handler = _create_project if request.method == "POST" else cp.list_projects
         return await handler(request)
     return await rt.list_projects(request)
+
+
+_create_project = idempotent(cp.create_project)
 
 
 def routes(platform: Platform) -> list[BaseRoute]:
@@ -119,13 +124,13 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route(f"{R}/settings", rt.get_settings, methods=["GET"]),
         Route(f"{R}/settings", rt.put_settings, methods=["PUT"]),
         WebSocketRoute(f"{R}/ws", stream_socket),
-        *[op.route() for op in [*AUTH_OPERATIONS, *cp.OPERATIONS]],
+        *[op.route() for op in [*AUTH_OPERATIONS, *cp.OPERATIONS, *MEMBER_OPERATIONS]],
     ]
     for step in platform.project.api_steps:
         if step.route is not None:
-            table.append(
-                Route(step.route.starlette_path, step_endpoint(step), methods=[step.route.method])
-            )
+            endpoint = step_endpoint(step)
+            for path in (step.route.starlette_path, PREFIX + step.route.starlette_path):
+                table.append(Route(path, endpoint, methods=[step.route.method]))
     return table
 
 

@@ -256,7 +256,7 @@ AUTH_OPERATIONS: list[Operation] = [
         scope="principal",
         body=CodeIn,
         response=MfaEnabledOut,
-        errors=("401", "409", "422"),
+        errors=("400", "401", "409", "422", "429"),
     ),
     _op(
         "GET",

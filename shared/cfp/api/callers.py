@@ -50,12 +50,12 @@ async def caller(request: Request) -> Caller:
     return found
 
 
-async def tenant_caller(request: Request) -> tuple[Caller, str]:
+async def tenant_caller(request: Request, tenant: str | None = None) -> tuple[Caller, str]:
     """The caller and the tenant of a tenant-scoped route. 400 without `x-tenant-id`; 403 —
     the same answer whether or not the tenant exists — unless the caller holds a binding in it
     (or is a system admin); 403 for a suspended tenant; 421 for a tenant of another region."""
     who = await caller(request)
-    tenant = request.headers.get(TENANT_HEADER, "").strip()
+    tenant = tenant or request.headers.get(TENANT_HEADER, "").strip()
     if not tenant:
         raise BadRequest(
             f"this route is tenant-scoped: send the `{TENANT_HEADER}` header",

@@ -303,9 +303,10 @@ async def list_audit_records(request: Request) -> JSONResponse:
 
 async def get_openapi(request: Request) -> JSONResponse:
     from cfp.api.auth_routes import AUTH_OPERATIONS
+    from cfp.api.member_routes import MEMBER_OPERATIONS
 
     document = openapi_document(
-        [*AUTH_OPERATIONS, *OPERATIONS, *PROJECTS_OPERATIONS],
+        [*AUTH_OPERATIONS, *OPERATIONS, *PROJECTS_OPERATIONS, *MEMBER_OPERATIONS],
         title="CFP control plane",
         version="1",
     )
@@ -378,6 +379,7 @@ OPERATIONS: list[Operation] = [
         response=Tenant,
         status=201,
         errors=("400", "401", "403", "409", "422"),
+        idempotent=True,
     ),
     _op(
         "GET",
@@ -436,6 +438,7 @@ OPERATIONS: list[Operation] = [
         response=Team,
         status=201,
         errors=_WRITE_ERRORS,
+        idempotent=True,
     ),
     _op("GET", "/v1/teams/{team}", get_team, "getTeam", "A team", "teams", response=Team),
     _op(
@@ -492,6 +495,7 @@ OPERATIONS: list[Operation] = [
         response=Env,
         status=201,
         errors=_WRITE_ERRORS,
+        idempotent=True,
     ),
     _op(
         "GET",
@@ -515,6 +519,7 @@ OPERATIONS: list[Operation] = [
         response=BindingOut,
         status=201,
         errors=_WRITE_ERRORS,
+        idempotent=True,
     ),
     _op(
         "DELETE",
@@ -568,6 +573,7 @@ PROJECTS_OPERATIONS = [
         response=Project,
         status=201,
         errors=_WRITE_ERRORS,
+        idempotent=True,
     ),
 ]
 

@@ -4,6 +4,7 @@ models, and becomes both a Starlette route and an operation of the OpenAPI 3.1 d
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,10 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cfp.api.callers import TENANT_HEADER, caller, control
 from cfp.api.errors import ErrorEnvelope
+from cfp.services.idempotency import KEY_PATTERN, Reply, RequestKey
 
 Handler = Callable[[Request], Awaitable[Response]]
 Scope = Literal["public", "principal", "tenant", "system"]
@@ -29,6 +32,17 @@ ERRORS = {
     "421": "The tenant lives in another region (`details.region`)",
     "422": "The body does not match its schema",
     "429": "Too many attempts; `Retry-After` says when to try again",
+}
+
+
+_HEADER_DOCS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {
+        "description": "Retry this create safely: per principal and route, kept 24 h, the same "
+        "key and body get the first answer again (`Idempotent-Replayed: true`); another body "
+        "is 409 `idempotency_key_reused`, a request still running with it 409 "
+        "`idempotency_key_in_use`",
+        "schema": {"type": "string", "pattern": KEY_PATTERN},
+    }
 }
 
 
@@ -51,9 +65,49 @@ class Operation:
     errors: tuple[str, ...] = ("400", "401", "403", "404")
     headers: tuple[str, ...] = ()  # request headers it reads: Idempotency-Key, If-Match
     extra: dict[str, Any] = field(default_factory=dict)
+    idempotent: bool = False  # a create that honours `Idempotency-Key`
 
     def route(self) -> Route:
-        return Route(self.path, self.handler, methods=[self.method])
+        handler = idempotent(self.handler) if self.idempotent else self.handler
+        return Route(self.path, handler, methods=[self.method])
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_REPLAYED_HEADERS = ("etag", "location")
+
+
+def idempotent(handler: Handler) -> Handler:
+    """`handler` under `Idempotency-Key` (per principal and route, kept 24 h): the same key and
+    body get the first answer again, marked `Idempotent-Replayed: true`; another body, 409."""
+
+    async def endpoint(request: Request) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return await handler(request)
+        who = await caller(request)
+        scope = RequestKey(
+            who.principal_id,
+            request.method,
+            request.url.path,
+            request.headers.get(TENANT_HEADER, "").strip() or None,
+            key,
+        )
+
+        async def action() -> Reply:
+            response = await handler(request)
+            body = json.loads(response.body) if response.body else None
+            kept = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+            return Reply(response.status_code, body, kept)
+
+        reply, replayed = await control(request).idempotency.run(
+            scope, await request.body(), action
+        )
+        headers = {**reply.headers, **({"idempotent-replayed": "true"} if replayed else {})}
+        if reply.body is None:
+            return Response(status_code=reply.status, headers=headers)
+        return JSONResponse(reply.body, status_code=reply.status, headers=headers)
+
+    return endpoint
 
 
 def openapi_document(operations: list[Operation], *, title: str, version: str) -> dict[str, Any]:
@@ -85,9 +139,10 @@ def openapi_document(operations: list[Operation], *, title: str, version: str) -
                     "schema": {"type": "string", "minLength": 1},
                 }
             )
-        for name in op.headers:
+        for name in (*op.headers, *((IDEMPOTENCY_HEADER,) if op.idempotent else ())):
             params.append(
                 {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+                | _HEADER_DOCS.get(name, {})
             )
         for name, description in op.query:
             params.append(

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from cfp.app import Platform
 from cfp.domain.documents import Filter, doc_id, raw_id
 from cfp.domain.flows import build_flows
+from cfp.domain.rbac import AccessScope
 from cfp.errors import BadRequest, NotFound, ValidationFailed
 from cfp.services.runtime import Origin
 
@@ -58,6 +59,34 @@ def platform(request: Request) -> Platform:
             f"environment {params['env']!r} is not served here",
             details={"served": served.scope.env},
         )
+    return served
+
+
+async def authorized(request: Request, action: str) -> Platform:
+    """The platform serving this request's project environment, once the caller (credentials
+    and `x-tenant-id`, as on every tenant-scoped route) may do `action` in that project."""
+    served = platform(request)
+    return await authorize_project(request, served, action)
+
+
+async def authorize_project(
+    request: Request, served: Platform, action: str, *, tenant_in_path: bool = False
+) -> Platform:
+    """`tenant_in_path`: the tenant is the served one (an api step's URL names it, or the
+    process serves one project), so no `x-tenant-id` is needed; membership is still checked."""
+    from cfp.api.callers import tenant_caller
+
+    who, tenant = await tenant_caller(
+        request, tenant=served.scope.tenant if tenant_in_path else None
+    )
+    scope = served.scope
+    if tenant != scope.tenant:
+        raise NotFound(
+            f"project {scope.project!r} of tenant {tenant!r} is not served here",
+            details={"served": {"tenant": scope.tenant, "project": scope.project}},
+        )
+    team = await served.control.tenancy.project_team(tenant, scope.project)
+    who.check(action, AccessScope.for_project(tenant, scope.project), team=team)
     return served
 
 
@@ -129,7 +158,7 @@ async def list_projects(request: Request) -> JSONResponse:
 
 
 async def list_flows(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "flow.read")
     flows = build_flows(p.project.steps.values())
     return listing(
         [
@@ -141,7 +170,7 @@ async def list_flows(request: Request) -> JSONResponse:
 
 
 async def get_flow(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "flow.read")
     flows = build_flows(p.project.steps.values())
     name = request.path_params["flow"]
     if name not in flows:
@@ -150,12 +179,12 @@ async def get_flow(request: Request) -> JSONResponse:
 
 
 async def list_steps(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "flow.read")
     return listing([_step_summary(s) for s in p.project.steps.values()], None)
 
 
 async def list_traces(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.read")
     limit, cursor = page_args(request)
     page = await p.documents.list(
         p.scope.traces(), order_by="started_at", descending=True, limit=limit, cursor=cursor
@@ -166,7 +195,7 @@ async def list_traces(request: Request) -> JSONResponse:
 
 
 async def get_trace(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.read")
     trace_id = request.path_params["trace_id"]
     executions = []
     cursor = None
@@ -190,7 +219,7 @@ async def get_trace(request: Request) -> JSONResponse:
 
 
 async def get_logs(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.read")
     limit, cursor = page_args(request, 100)
     q = request.query_params
     level = q.get("level")
@@ -205,14 +234,14 @@ async def get_logs(request: Request) -> JSONResponse:
 
 
 async def list_state_groups(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "state.read")
     limit, cursor = page_args(request)
     page = await p.documents.list(p.scope.state_groups(), limit=limit, cursor=cursor)
     return listing([{"group": g["name"]} for g in page.items], page.next_cursor)
 
 
 async def get_state_group(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "state.read")
     limit, cursor = page_args(request)
     page = await p.documents.list(
         p.scope.state_items(request.path_params["group"]), limit=limit, cursor=cursor
@@ -223,7 +252,7 @@ async def get_state_group(request: Request) -> JSONResponse:
 
 
 async def get_state_item(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "state.read")
     group, key = request.path_params["group"], request.path_params["key"]
     doc = await p.documents.get(p.scope.state_item(group, key))
     if doc is None:
@@ -239,7 +268,7 @@ def _stream_name(p: Platform, request: Request) -> str:
 
 
 async def get_stream_group(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "state.read")
     name = _stream_name(p, request)
     limit, cursor = page_args(request)
     page = await p.documents.list(
@@ -251,7 +280,7 @@ async def get_stream_group(request: Request) -> JSONResponse:
 
 
 async def get_stream_item(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "state.read")
     name = _stream_name(p, request)
     group, item = request.path_params["group"], request.path_params["id"]
     doc = await p.documents.get(p.scope.stream_item(name, group, item))
@@ -261,7 +290,7 @@ async def get_stream_item(request: Request) -> JSONResponse:
 
 
 async def list_dead_letters(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.read")
     limit, cursor = page_args(request)
     page = await p.queue.list_dead_letters(
         step=request.query_params.get("step"),
@@ -273,7 +302,7 @@ async def list_dead_letters(request: Request) -> JSONResponse:
 
 
 async def get_dead_letter(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.read")
     item = await p.queue.get_dead_letter(request.path_params["id"])
     if item is None:
         raise NotFound(f"no dead letter {request.path_params['id']!r}")
@@ -281,7 +310,7 @@ async def get_dead_letter(request: Request) -> JSONResponse:
 
 
 async def replay_dead_letter(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.replay")
     ident = request.path_params["id"]
     if await p.queue.get_dead_letter(ident) is None:
         raise NotFound(f"no dead letter {ident!r}")
@@ -291,7 +320,7 @@ async def replay_dead_letter(request: Request) -> JSONResponse:
 
 
 async def replay_dead_letters(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "execution.replay")
     body = await read_json(request, ReplayIn) if await request.body() else ReplayIn()
     count = await p.queue.replay(ids=body.ids, step=body.step, topic=body.topic)
     p.logbook.log(
@@ -301,7 +330,7 @@ async def replay_dead_letters(request: Request) -> JSONResponse:
 
 
 async def post_event(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "event.publish")
     body: EventIn = await read_json(request, EventIn)
     state = request.scope["state"]
     origin = Origin(state["trace_id"], state["correlation_id"], state["traceparent"])
@@ -314,12 +343,12 @@ async def post_event(request: Request) -> JSONResponse:
 
 
 async def get_settings(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "project.read")
     return JSONResponse({"validation_mode": p.runtime.validation_mode})
 
 
 async def put_settings(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorized(request, "project.manage")
     body: SettingsIn = await read_json(request, SettingsIn)
     await p.runtime.set_validation_mode(body.validation_mode)
     return JSONResponse({"validation_mode": p.runtime.validation_mode})

@@ -7,13 +7,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from cfp.api.runtime_routes import listing, page_args, platform
+from cfp.api.runtime_routes import authorize_project, listing, page_args, platform
 from cfp.errors import BadRequest
 from cfp.services.subscriptions import STATES
 
 
 async def list_subscriptions(request: Request) -> JSONResponse:
-    p = platform(request)
+    p = await authorize_project(request, platform(request), "project.read")
     limit, cursor = page_args(request, default=100)
     state = request.query_params.get("state")
     if state is not None and state not in STATES:
@@ -31,7 +31,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
 
 async def provision_subscriptions(request: Request) -> JSONResponse:
     """Run provisioning again: idempotent for active subscriptions, a retry for the rest."""
-    p = platform(request)
+    p = await authorize_project(request, platform(request), "project.deploy")
     records = await p.subscriptions.provision(p.subscription_specs())
     failed = [r for r in records if r["state"] != "active"]
     if hasattr(p.queue, "mark_provisioned"):

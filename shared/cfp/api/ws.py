@@ -12,6 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cfp.app import Platform
+from cfp.domain.callers import Caller
 from cfp.errors import CfpError, NotFound
 from cfp.services.streams import Subscriber
 
@@ -48,9 +49,15 @@ async def stream_socket(websocket: WebSocket) -> None:
         await websocket.close(code=4404)
         return
     await websocket.accept()
+    caller = await _authenticate(platform, websocket)
+    if caller is None:
+        return
     subscriber = Subscriber()
     auth = {
-        "headers": {k.lower(): v for k, v in websocket.headers.items()},
+        "principal": {"id": caller.principal_id, "kind": caller.kind, "email": caller.email},
+        "headers": {
+            k.lower(): v for k, v in websocket.headers.items() if k.lower() != "authorization"
+        },
         "query": dict(websocket.query_params),
     }
     untails: dict[str, Any] = {}
@@ -104,6 +111,55 @@ async def stream_socket(websocket: WebSocket) -> None:
         platform.hub.leave_all(subscriber)
         for untail in untails.values():
             untail()
+
+
+AUTH_TIMEOUT = 10.0  # seconds a new connection has to authenticate
+
+
+async def _authenticate(platform: Platform, websocket: WebSocket) -> Caller | None:
+    """The first message must be `{"type": "auth", "token": …}` naming a principal that may
+    read this project's streams; anything else, or nothing in time, closes the connection."""
+
+    async def refuse(code: str, message: str, close: int) -> None:
+        await websocket.send_text(
+            json.dumps({"type": "error", "error": {"code": code, "message": message}})
+        )
+        await websocket.close(code=close)
+
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT):
+            raw = await websocket.receive_text()
+    except TimeoutError:
+        await refuse("unauthorized", 'authenticate first: {"type": "auth", "token": …}', 4401)
+        return None
+    except WebSocketDisconnect:
+        return None
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or message.get("type") != "auth":
+        await refuse("unauthorized", 'the first message must be {"type": "auth", "token": …}', 4401)
+        return None
+    token = message.get("token")
+    if not isinstance(token, str) or not token:
+        await refuse("unauthorized", "auth needs a `token`: an access token or API key", 4401)
+        return None
+    scope = platform.scope
+    try:
+        caller = await platform.control.authenticate(
+            token,
+            client_address=websocket.client.host if websocket.client else None,
+            user_agent=websocket.headers.get("user-agent"),
+        )
+        await platform.control.authorize_project(caller, scope.tenant, scope.project, "state.read")
+    except CfpError as exc:
+        await refuse(exc.code, exc.message, 4401 if exc.status == 401 else 4403)
+        return None
+    await websocket.send_text(
+        json.dumps({"type": "auth", "ok": True, "principal": caller.principal_id})
+    )
+    return caller
 
 
 async def _handle(

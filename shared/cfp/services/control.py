@@ -3,19 +3,27 @@ one way a request's credential becomes a `Caller` with its role bindings."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cfp.domain.audit import Actor, AuditEntry, Target
 from cfp.domain.callers import Caller
 from cfp.domain.documents import Write
-from cfp.domain.identity import AuthEvent
-from cfp.domain.rbac import Binding
-from cfp.errors import Unauthorized
+from cfp.domain.identity import AuthEvent, InviteAccepted
+from cfp.domain.rbac import AccessScope, Binding
+from cfp.domain.tenancy import EnvIn, ProjectIn, TenantIn, TenantPaths, directory_path
+from cfp.errors import Forbidden, NotFound, Unauthorized
 from cfp.ports import DocumentStore, KeyService, Mailer
 from cfp.services.audit import AuditLog
+from cfp.services.idempotency import Idempotency
 from cfp.services.identity import OWASP, IdentityService, PasswordProfile
+from cfp.services.members import Members, ServiceAccountIn
 from cfp.services.tenancy import Tenancy
 
 
@@ -62,11 +70,17 @@ class ControlPlane:
             password_profile=password_profile,
             public_url=public_url,
             audit=self._audit_writes,
+            on_invite_accepted=self._invite_accepted,
             clock=clock,
         )
+        self.members = Members(documents, self.audit, self.identity, self.tenancy, clock=clock)
+        self.idempotency = Idempotency(documents, clock=clock)
 
     async def _audit_writes(self, event: AuthEvent) -> Sequence[Write]:
         return await self.audit.plan([auth_entry(event)])
+
+    async def _invite_accepted(self, accepted: InviteAccepted) -> Sequence[Write]:
+        return await self.members.on_invite_accepted(accepted)
 
     async def start(self) -> None:
         await self.identity.start()
@@ -110,3 +124,87 @@ class ControlPlane:
         )
         await self.tenancy.bind_system(view.id, "system_admin", "system")
         return view.id
+
+    async def ensure_local_setup(
+        self,
+        *,
+        tenant: str,
+        project: str,
+        env: str,
+        region: str,
+        credentials: Path,
+        url: str,
+        create_admin: bool,
+    ) -> bool:
+        """What `cfp dev` needs to stay a two-command experience: the tenant, the served project
+        and environment (created once), and — unless an administrator was bootstrapped from the
+        environment — a local administrator with a generated password and a service account
+        with an API key, written once to `credentials` (mode 0600). True when it wrote them."""
+        system = Caller.system()
+        if await self.documents.get(directory_path(tenant)) is None:
+            await self.tenancy.create_tenant(
+                system, TenantIn(name=tenant, region=region, id=tenant)
+            )
+        paths = TenantPaths(tenant)
+        if await self.documents.get(paths.project(project)) is None:
+            await self.tenancy.create_project(system, tenant, ProjectIn(name=project, slug=project))
+        if await self.documents.get(paths.env(project, env)) is None:
+            await self.tenancy.create_env(system, tenant, project, EnvIn(name=env))
+        if not create_admin or await asyncio.to_thread(credentials.exists):
+            return False
+        password = secrets.token_urlsafe(18)
+        admin = await self.identity.find_principal(DEV_ADMIN_EMAIL)
+        if admin is None:
+            admin = await self.identity.create_user(
+                DEV_ADMIN_EMAIL, password=password, display_name="Local administrator"
+            )
+            await self.tenancy.bind_system(admin.id, "system_admin", "system")
+        else:  # the file was deleted: a new password, so the new file tells the truth
+            password = ""
+        account = await self.members.create_service_account(
+            system, tenant, ServiceAccountIn(name="cfp dev")
+        )
+        await self.tenancy.bind_system(account.id, "tenant_admin", f"tenant/{tenant}")
+        key = await self.identity.create_api_key(account.id, tenant=tenant)
+        document = {
+            "url": url,
+            "tenant": tenant,
+            "project": project,
+            "env": env,
+            "email": DEV_ADMIN_EMAIL,
+            "password": password or None,
+            "api_key": key.key,
+            "service_account": account.id,
+        }
+        await asyncio.to_thread(write_private, credentials, json.dumps(document, indent=2) + "\n")
+        return True
+
+    async def authorize_project(
+        self, caller: Caller, tenant: str, project: str, action: str
+    ) -> Caller:
+        """`caller` may do `action` in `project` of `tenant`: a member (or system admin) of an
+        active tenant of this region, with a binding granting the action there."""
+        if not (caller.is_system_admin or tenant in caller.tenants()):
+            raise Forbidden(f"no access to tenant {tenant!r}", details={"tenant": tenant})
+        try:
+            record = await self.tenancy.resolve_tenant(tenant)
+        except NotFound:
+            raise Forbidden(f"no access to tenant {tenant!r}", details={"tenant": tenant}) from None
+        if record["status"] == "suspended" and not caller.is_system_admin:
+            raise Forbidden(f"tenant {tenant!r} is suspended", details={"tenant": tenant})
+        team = await self.tenancy.project_team(tenant, project)
+        caller.check(action, AccessScope.for_project(tenant, project), team=team)
+        return caller
+
+
+DEV_ADMIN_EMAIL = "admin@cfp.localhost"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (mode 0600 from the start, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

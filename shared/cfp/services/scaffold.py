@@ -113,7 +113,9 @@ Run it:
 ```bash
 cfp install --project .        # the libraries in requirements.txt
 cfp dev --project .            # serves on http://127.0.0.1:8080 and reloads on edits
-curl -s -X POST localhost:8080/hello -H 'content-type: application/json' -d '{{"name": "Ada"}}'
+KEY=$(jq -r .api_key .cfp/dev-credentials)  # the first `cfp dev` writes it (no anonymous calls)
+curl -s -X POST localhost:8080/hello -H "authorization: Bearer $KEY" \\
+  -H 'content-type: application/json' -d '{{"name": "Ada"}}'
 ```
 
 Then:

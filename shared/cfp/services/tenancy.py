@@ -497,9 +497,10 @@ class Tenancy:
         if doc is None or doc.get("tenant") != tenant:
             raise NotFound(f"role binding {binding_id!r} not found")
         target = AccessScope.parse(doc["scope"])
-        decision = can_grant(
-            caller.bindings, doc["role"], target, team=await self._scope_team(target)
-        )
+        team = await self._scope_team(target)
+        if not caller.may("role_binding.read", target, team=team):  # not even visible to them
+            raise NotFound(f"role binding {binding_id!r} not found")
+        decision = can_grant(caller.bindings, doc["role"], target, team=team)
         if not decision.allowed:
             raise Forbidden(decision.reason, details=decision.details())
         await self.audit.commit(
