@@ -232,3 +232,33 @@ def test_install_without_a_project_dir_fails(tmp_path):
         timeout=60,
     )
     assert done.returncode == 1 and "--project DIR" in done.stderr
+
+
+def test_admin_create_user_makes_a_system_admin_offline(runner, tmp_path, monkeypatch):
+    import asyncio
+
+    from cfp.app import open_control
+    from cfp.domain.rbac import AccessScope
+    from cfp.settings import Settings
+
+    monkeypatch.setenv("CFP_ADMIN_PASSWORD", "correct horse battery staple")
+    args = ["admin", "create-user", "--email", "ops@example.com", "--system-admin"]
+
+    made = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+    again = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+    weak_args = ["admin", "create-user", "--email", "x@example.com", "--password", "short"]
+    weak = runner.invoke(app, [*weak_args, "--data-dir", str(tmp_path)])
+
+    assert made.exit_code == 0, made.output
+    assert again.exit_code == 1 and "exists" in again.output
+    assert weak.exit_code == 1 and "at least 12 characters" in weak.output
+
+    async def signin():
+        async with open_control(Settings(data_dir=tmp_path)) as control:
+            tokens = await control.identity.signin(
+                "ops@example.com", "correct horse battery staple"
+            )
+            caller = await control.authenticate(tokens.access_token)
+            return caller.may("tenant.manage", AccessScope.system())
+
+    assert asyncio.run(signin())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,8 +18,11 @@ from cfp.adapters.local.mailer import OutboxMailer
 from cfp.adapters.local.queue import InProcessProvisioner, SqliteEventQueue
 from cfp.adapters.local.scheduler import LocalScheduler
 from cfp.adapters.local.sqlite import Database
+from cfp.domain.callers import Caller
+from cfp.domain.flows import build_flows
 from cfp.domain.naming import PubSubNames, SubscriptionSpec, subscription_specs
 from cfp.domain.paths import Scope
+from cfp.domain.tenancy import TenantPaths, tenant_path
 from cfp.errors import SettingsError
 from cfp.ports import BlobStore, DocumentStore, KeyService, Provisioner, TaskQueue
 from cfp.services.control import ControlPlane
@@ -28,6 +33,12 @@ from cfp.services.runtime import Runtime, RuntimeOptions
 from cfp.services.streams import StreamHub
 from cfp.services.subscriptions import SubscriptionLifecycle
 from cfp.settings import Settings
+
+TENANT_CHECK_SECONDS = 2.0
+
+
+def tenancy_project_path(scope: Scope) -> str:
+    return TenantPaths(scope.tenant).project(scope.project)
 
 
 @dataclass
@@ -51,6 +62,7 @@ class Platform:
     db: Database | None = None  # the embedded backend's database
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _watcher: asyncio.Task[None] | None = None
 
     @property
     def credentials_path(self) -> Path:
@@ -88,6 +100,8 @@ class Platform:
             wrote = await self.local_setup(create_admin=not bootstrapped)
             if wrote:  # the secrets are in the file only, never in a log line
                 self.logbook.log("info", f"wrote local credentials to {self.credentials_path}")
+        if consume:
+            await self.register_flows()
 
         if consume:
             records = await self.subscriptions.provision(self.subscription_specs())
@@ -102,6 +116,39 @@ class Platform:
         elif hasattr(self.queue, "manage_subscriptions"):
             self.queue.manage_subscriptions = False
         await self.runtime.start(consume=consume)
+        if consume:
+            self.control.tenancy.on_status(self._tenant_status)
+            await self._check_tenant()
+            self._watcher = asyncio.create_task(self._watch_tenant(), name="cfp-tenant-status")
+
+    def _tenant_status(self, tenant: str, status: str) -> None:
+        if tenant == self.scope.tenant:
+            self.runtime.hold(status != "active")
+
+    async def _check_tenant(self) -> None:
+        doc = await self.documents.get(tenant_path(self.scope.tenant))
+        if doc is not None:
+            self._tenant_status(self.scope.tenant, doc.get("status", "active"))
+
+    async def _watch_tenant(self) -> None:
+        """A tenant suspended through another process is noticed within TENANT_CHECK_SECONDS."""
+        while True:
+            await asyncio.sleep(TENANT_CHECK_SECONDS)
+            with contextlib.suppress(Exception):
+                await self._check_tenant()
+
+    async def register_flows(self) -> list[str]:
+        """Record the loaded project's flows (and new versions) in its tenant's directory."""
+        tenancy = self.control.tenancy
+        if await self.documents.get(tenancy_project_path(self.scope)) is None:
+            return []  # the project is not registered in its tenant (a deploy does that)
+        graphs = build_flows(self.project.steps.values())
+        changed = await tenancy.register_flows(
+            Caller.system(), self.scope.tenant, self.scope.project, self.scope.env, graphs
+        )
+        if changed:
+            self.logbook.log("info", f"new flow versions: {', '.join(changed)}")
+        return changed
 
     async def local_setup(self, *, create_admin: bool = True) -> bool:
         """Tenant, project, environment and dev credentials, as `cfp dev` makes them."""
@@ -117,6 +164,10 @@ class Platform:
         )
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.runtime.stop()
         await self.queue.close()
         for close in reversed(self.closers):
@@ -239,6 +290,41 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
     )
 
 
+def _control_plane(settings: Settings, backend: _Backend) -> ControlPlane:
+    return ControlPlane(
+        backend.documents,
+        backend.keys,
+        OutboxMailer(Path(settings.data_dir) / "outbox"),
+        region=settings.deployment_region,
+        public_url=f"http://{settings.host}:{settings.port}",
+        password_profile=TEST if settings.password_profile == "test" else OWASP,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_control(settings: Settings) -> AsyncIterator[ControlPlane]:
+    """The control plane alone, on the backend the settings name, for offline administration
+    (`cfp admin`): no project is loaded and nothing is served."""
+    scope = Scope(settings.tenant, settings.project_name or "admin", settings.env)
+    backend = (
+        _local_backend(settings)
+        if settings.backend == "local"
+        else _google_backend(settings, scope)
+    )
+    for open_ in backend.openers:
+        await open_()
+    control = _control_plane(settings, backend)
+    try:
+        await control.start()
+        yield control
+    finally:
+        await backend.queue.close()
+        for close in reversed(backend.closers):
+            await close()
+        if backend.db is not None:
+            backend.db.close()
+
+
 def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     """Load the project (refusing an invalid one) and wire the backend the settings name."""
     if settings.project_dir is None:
@@ -265,14 +351,7 @@ def build(settings: Settings, *, log_stream: TextIO | None = None) -> Platform:
     )
     metrics = Metrics()
     hub = StreamHub()
-    control = ControlPlane(
-        documents,
-        backend.keys,
-        OutboxMailer(Path(settings.data_dir) / "outbox"),
-        region=settings.deployment_region,
-        public_url=f"http://{settings.host}:{settings.port}",
-        password_profile=TEST if settings.password_profile == "test" else OWASP,
-    )
+    control = _control_plane(settings, backend)
     runtime = Runtime(
         project=project,
         scope=scope,

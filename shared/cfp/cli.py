@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 generate = typer.Typer(help="Generate documents from a project.", no_args_is_help=True)
 app.add_typer(generate, name="generate")
+admin = typer.Typer(help="Offline administration of a data dir or backend.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -361,6 +363,48 @@ def emit(
             error.get("details") and [json.dumps(error["details"])],
         )
     out.print_json(data=resp.json())
+
+
+@admin.command("create-user")
+def admin_create_user(
+    email: Annotated[str, typer.Option("--email", help="The user's email.")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="CFP_ADMIN_PASSWORD",
+            help="Prompted for when not given (never pass it where shell history keeps it).",
+        ),
+    ] = None,
+    system_admin: Annotated[
+        bool, typer.Option("--system-admin", help="Bind the system administrator role.")
+    ] = False,
+    data_dir: DataOpt = None,
+    backend: BackendOpt = None,
+) -> None:
+    """Create a user directly in the store (e.g. the first system administrator), without a
+    running server: the same as CFP_BOOTSTRAP_ADMIN_EMAIL/PASSWORD on first start."""
+    import asyncio
+
+    from cfp.app import open_control
+
+    settings = settings_from(data_dir=data_dir, backend=backend)
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+    async def create() -> str:
+        async with open_control(settings) as control:
+            view = await control.identity.create_user(email, password=password)
+            if system_admin:
+                await control.tenancy.bind_system(view.id, "system_admin", "system")
+            return view.id
+
+    try:
+        principal = asyncio.run(create())
+    except CfpError as exc:
+        fail(exc.message)
+    role = " as system administrator" if system_admin else ""
+    out.print(f"created user {email} ({principal}){role}")
 
 
 def dev_credentials(data_dir: Path | None) -> dict[str, Any]:

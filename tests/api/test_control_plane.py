@@ -281,3 +281,18 @@ def test_the_system_chain_is_for_system_roles_only(client, acme) -> None:
     user(client, "ada@example.com")
     ada = bearer(signin(client, "ada@example.com"))
     error_of(client.get("/v1/audit/records", headers=ada), 403, "forbidden")
+
+
+def test_a_tenant_pinned_to_another_region_is_answered_421_with_its_region(client) -> None:
+    admin = signin(client)
+    ok_json(
+        client.post(
+            "/v1/tenants", json={"name": "Eu", "region": "europe-west4"}, headers=bearer(admin)
+        ),
+        201,
+    )
+
+    moved = client.get("/v1/teams", headers=bearer(admin, "eu"))
+
+    error = error_of(moved, 421, "wrong_region")
+    assert error["details"] == {"region": "europe-west4"}

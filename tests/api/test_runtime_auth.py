@@ -4,11 +4,12 @@ credential whose principal holds the right role in the served project's tenant."
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.api.conftest import R, error_of, ok_json
+from tests.api.conftest import R, error_of, ok_json, wait_for
 
 pytestmark = pytest.mark.api
 
@@ -109,3 +110,39 @@ def test_the_websocket_authenticates_with_its_first_message(serve) -> None:
     with client.websocket_connect(f"{R}/ws") as ws:
         ws.send_json({"type": "auth", "token": credentials(client)["api_key"]})
         assert ws.receive_json()["type"] == "auth"
+
+
+def test_a_suspended_tenants_steps_receive_no_events_until_it_is_resumed(serve) -> None:
+    client = serve()
+    creds = credentials(client)
+    admin_tokens = ok_json(
+        client.post(
+            "/v1/auth/signin", json={"email": creds["email"], "password": creds["password"]}
+        )
+    )
+    admin = {"authorization": f"Bearer {admin_tokens['access_token']}", "x-tenant-id": "local"}
+    ok_json(client.patch("/v1/tenants/local", json={"status": "suspended"}, headers=admin))
+
+    # the tenant's own credentials are refused; a system admin's event is kept, not delivered
+    error_of(client.get(f"{R}/flows"), 403, "forbidden")
+    accepted = client.post(
+        f"{R}/events", json={"topic": "note", "data": {"id": "n9"}}, headers=admin
+    )
+    assert accepted.status_code == 202
+    time.sleep(0.5)
+    assert client.get(f"{R}/state/seen/n9", headers=admin).status_code == 404
+
+    ok_json(client.patch("/v1/tenants/local", json={"status": "active"}, headers=admin))
+    wait_for(lambda: client.get(f"{R}/state/seen/n9", headers=admin).status_code == 200)
+
+
+def test_loading_the_project_registers_its_flows_and_versions_once(serve) -> None:
+    client = serve()
+    platform = client.app.state.platform
+
+    again = client.portal.call(platform.register_flows)
+
+    assert again == []  # unchanged code: no new version
+    records = ok_json(client.get("/v1/audit/records?action=flow.version.create"))["items"]
+    assert sorted(r["target"]["id"] for r in records) == ["proj/demo", "proj/ops"]
+    assert {r["details"]["env"] for r in records} == {"dev"}

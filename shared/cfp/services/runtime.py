@@ -128,6 +128,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._running: set[asyncio.Task[Any]] = set()
         self.started = False
+        # Held while the tenant is suspended: nothing is leased and no cron tick fires; what
+        # was accepted stays queued and runs once the tenant is active again.
+        self.held = False
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -507,8 +510,22 @@ class Runtime:
         )
 
     async def fire_cron(self, schedule: Schedule, scheduled_at: float) -> None:
-        """Enqueue one tick (the scheduler's callback)."""
+        """Enqueue one tick (the scheduler's callback); none while the tenant is held."""
+        if self.held:
+            return
         await self.queue.publish([self.cron_event(schedule.step, scheduled_at)])
+
+    def hold(self, held: bool) -> None:
+        """Stop (or resume) delivering events to steps: a suspended tenant's steps receive
+        none."""
+        if held != self.held:
+            self.held = held
+            self.logbook.log(
+                "warn" if held else "info",
+                "tenant suspended: deliveries held" if held else "deliveries resumed",
+            )
+            if not held:
+                self._wake(set(self._wakes))
 
     async def execute(
         self, step: StepDef, event: Event, attempt: int, delivery: Delivery | None = None
@@ -625,7 +642,7 @@ class Runtime:
 
         while True:
             wake.clear()
-            free = capacity - len(mine)
+            free = 0 if self.held else capacity - len(mine)
             leased: list[Delivery] = []
             if free > 0:
                 try:

@@ -8,6 +8,8 @@ failed one left no record. Documents carry a `version`; updates take the version
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cfp.domain.callers import Caller
-from cfp.domain.documents import CompareAndSet, CreateDoc, DeleteDoc, Filter, Page, SetDoc, Write
+from cfp.domain.documents import (
+    CompareAndSet,
+    CreateDoc,
+    DeleteDoc,
+    Filter,
+    Page,
+    SetDoc,
+    Write,
+    doc_id,
+)
 from cfp.domain.rbac import AccessScope, Binding, can_grant, check_binding
 from cfp.domain.tenancy import (
     Env,
@@ -76,6 +87,15 @@ class Tenancy:
         self.keys = keys
         self.region = region
         self.clock = clock
+        self._status_listeners: list[Callable[[str, str], None]] = []
+
+    def on_status(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(tenant, status)` after this process changed a tenant's status."""
+        self._status_listeners.append(listener)
+
+    def _status_changed(self, tenant: str, status: str) -> None:
+        for listener in self._status_listeners:
+            listener(tenant, status)
 
     # -- shared ---------------------------------------------------------------------------
 
@@ -208,6 +228,7 @@ class Tenancy:
             (action, "tenant", tenant, "system"),
             f"tenant {tenant!r}",
         )
+        self._status_changed(tenant, updated["status"])
         return Tenant(**updated)
 
     async def delete_tenant(self, caller: Caller, tenant: str, if_match: int | None) -> Tenant:
@@ -221,6 +242,7 @@ class Tenancy:
             ("tenant.delete", "tenant", tenant, "system"),
             f"tenant {tenant!r}",
         )
+        self._status_changed(tenant, "deleted")
         return Tenant(**updated)
 
     # -- teams ----------------------------------------------------------------------------
@@ -547,3 +569,47 @@ class Tenancy:
                 )
             ],
         )
+
+    # -- flows ----------------------------------------------------------------------------
+
+    async def register_flows(
+        self, caller: Caller, tenant: str, project: str, env: str, flows: dict[str, Any]
+    ) -> list[str]:
+        """Record each flow of a loaded or deployed project, and a new version of it whenever
+        its graph changed (versions are content hashes, so reloading unchanged code adds
+        nothing). Returns the flows that got a new version; each is audited."""
+        paths = TenantPaths(tenant)
+        changed = []
+        for name, graph in sorted(flows.items()):
+            canonical = json.dumps(graph, sort_keys=True, separators=(",", ":"), default=str)
+            version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+            flow_path = f"{paths.project(project)}/flows/{doc_id(name)}"
+            current = await self.documents.get(flow_path)
+            if current is not None and current.get("versions", {}).get(env) == version:
+                continue
+            stamp = now_iso(self.clock)
+            versions = {**(current or {}).get("versions", {}), env: version}
+            writes: list[Write] = [
+                SetDoc(
+                    flow_path,
+                    {"name": name, "project": project, "versions": versions, "updated_at": stamp},
+                ),
+                SetDoc(
+                    f"{flow_path}/versions/{version}",
+                    {"version": version, "graph": canonical, "created_at": stamp, "env": env},
+                ),
+            ]
+            await self.audit.commit(
+                writes,
+                [
+                    caller.entry(
+                        "flow.version.create",
+                        "flow",
+                        f"{project}/{name}",
+                        f"tenant/{tenant}/project/{project}",
+                        details={"version": version, "env": env},
+                    )
+                ],
+            )
+            changed.append(name)
+        return changed
