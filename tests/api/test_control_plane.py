@@ -5,6 +5,7 @@ change, and the OpenAPI document that describes it all."""
 from __future__ import annotations
 
 import concurrent.futures
+import uuid
 
 import jwt
 import pytest
@@ -18,13 +19,35 @@ ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def client(serve):
+@pytest.fixture(params=["local", pytest.param("emulators", marks=pytest.mark.emulator)])
+def client(request, serve):
+    """The same control plane on the embedded store and on the Firestore emulator."""
+    extra: dict = {}
+    if request.param == "emulators":
+        emulators = request.getfixturevalue("emulators")
+        unique = uuid.uuid4().hex[:10]
+        database = f"cp-{unique}"
+        extra = dict(
+            backend="emulators",
+            tenant=f"t{unique}",  # Pub/Sub names are per tenant: tests stay apart
+            firestore_emulator_host=emulators.firestore_host,
+            pubsub_emulator_host=emulators.pubsub_host,
+            storage_emulator_host=emulators.gcs_url,
+            firestore_database=database,
+            bucket=f"cp-{unique}",
+        )
+        request.addfinalizer(lambda: emulators.reset_firestore([database]))
     return serve(
         password_profile="test",
         bootstrap_admin_email=ADMIN,
         bootstrap_admin_password=PASSWORD,
+        **extra,
     )
+
+
+def region(client) -> str:
+    """The deployment's region: a tenant created there is served here."""
+    return client.app.state.platform.settings.deployment_region
 
 
 def signin(client, email: str = ADMIN, password: str = PASSWORD) -> dict:
@@ -49,7 +72,9 @@ def user(client, email: str) -> str:
 def acme(client) -> dict:
     admin = signin(client)
     ok_json(
-        client.post("/v1/tenants", json={"name": "Acme", "region": "local"}, headers=bearer(admin)),
+        client.post(
+            "/v1/tenants", json={"name": "Acme", "region": region(client)}, headers=bearer(admin)
+        ),
         201,
     )
     return admin
@@ -209,13 +234,14 @@ def test_only_a_system_admin_creates_tenants(client, acme) -> None:
     user(client, "ada@example.com")
     ada = bearer(signin(client, "ada@example.com"))
     error_of(
-        client.post("/v1/tenants", json={"name": "Mine", "region": "local"}, headers=ada),
+        client.post("/v1/tenants", json={"name": "Mine", "region": region(client)}, headers=ada),
         403,
         "forbidden",
     )
     assert ok_json(client.get("/v1/tenants", headers=ada))["items"] == []
     listed = ok_json(client.get("/v1/tenants", headers=bearer(acme)))["items"]
-    assert [t["id"] for t in listed] == ["acme", "local"]  # local: the served project's
+    served = client.app.state.platform.scope.tenant  # the served project's tenant
+    assert [t["id"] for t in listed] == sorted(["acme", served])
 
 
 def test_a_suspended_tenant_is_refused_and_a_deleted_one_is_gone(client, acme) -> None:
