@@ -322,3 +322,38 @@ def test_a_tenant_pinned_to_another_region_is_answered_421_with_its_region(clien
 
     error = error_of(moved, 421, "wrong_region")
     assert error["details"] == {"region": "europe-west4"}
+
+
+def test_a_password_change_ends_every_other_session(client) -> None:
+    first = signin(client)
+    second = signin(client)
+    new = "a different long passphrase"
+
+    fresh = ok_json(
+        client.post(
+            "/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": new},
+            headers=bearer(first),
+        )
+    )
+
+    assert client.get("/v1/me", headers=bearer(second)).status_code == 401
+    assert client.get("/v1/me", headers=bearer(first)).status_code == 401
+    ok_json(client.get("/v1/me", headers=bearer(fresh)))
+    assert (
+        client.post("/v1/auth/signin", json={"email": ADMIN, "password": PASSWORD}).status_code
+        == 401
+    )
+    signin(client, ADMIN, new)
+
+
+def test_rotating_the_signing_key_signs_nobody_out(client) -> None:
+    tokens = signin(client)
+
+    rotated = ok_json(client.post("/v1/auth/keys/rotate", headers=bearer(tokens)))
+
+    ok_json(client.get("/v1/me", headers=bearer(tokens)))  # signed by the old version
+    kids = {k["kid"] for k in ok_json(client.get("/.well-known/jwks.json"))["keys"]}
+    assert rotated["kid"] in kids and len(kids) == 2
+    newer = signin(client)
+    assert jwt.get_unverified_header(newer["access_token"])["kid"] == rotated["kid"]

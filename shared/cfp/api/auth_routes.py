@@ -54,6 +54,17 @@ class CodeIn(BaseModel):
     code: str = Field(min_length=1, max_length=64)
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=4096)
+    new_password: str = Field(min_length=1, max_length=4096)
+
+
+class KeyRotated(BaseModel):
+    kid: str
+    version: int
+
+
 class Accepted(BaseModel):
     accepted: bool = True
 
@@ -162,6 +173,27 @@ async def confirm_totp(request: Request) -> JSONResponse:
     return response
 
 
+async def change_password(request: Request) -> JSONResponse:
+    """Every session ends; the answer is a fresh one for this client."""
+    who = await caller(request)
+    body = await read_json(request, PasswordChangeIn)
+    pair = await control(request).identity.change_password(
+        who.principal_id, body.current_password, body.new_password, client_of(request)
+    )
+    return tokens_response(pair)
+
+
+async def rotate_signing_key(request: Request) -> JSONResponse:
+    """A new signing key version; tokens signed by the old one stay valid until they expire."""
+    from cfp.domain.rbac import AccessScope
+
+    who = await caller(request)
+    who.check("tenant.manage", AccessScope.system())
+    identity = control(request).identity
+    version = await identity.rotate_signing_key(actor=who.principal_id)
+    return JSONResponse({"kid": f"{identity.tokens.key_id}:{version}", "version": version})
+
+
 async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(await control(request).identity.jwks())
 
@@ -257,6 +289,27 @@ AUTH_OPERATIONS: list[Operation] = [
         body=CodeIn,
         response=MfaEnabledOut,
         errors=("400", "401", "409", "422", "429"),
+    ),
+    _op(
+        "POST",
+        "/v1/auth/password",
+        change_password,
+        "changePassword",
+        "Change the password: every session ends, this client gets a new one",
+        scope="principal",
+        body=PasswordChangeIn,
+        response=TokenPair,
+        errors=("400", "401", "403", "422", "429"),
+    ),
+    _op(
+        "POST",
+        "/v1/auth/keys/rotate",
+        rotate_signing_key,
+        "rotateSigningKey",
+        "Rotate the token signing key (system admin); no one is signed out",
+        scope="principal",
+        response=KeyRotated,
+        errors=("401", "403"),
     ),
     _op(
         "GET",
