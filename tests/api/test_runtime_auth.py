@@ -146,3 +146,17 @@ def test_loading_the_project_registers_its_flows_and_versions_once(serve) -> Non
     records = ok_json(client.get("/v1/audit/records?action=flow.version.create"))["items"]
     assert sorted(r["target"]["id"] for r in records) == ["proj/demo", "proj/ops"]
     assert {r["details"]["env"] for r in records} == {"dev"}
+
+
+def test_a_dead_letter_replay_is_audited(serve) -> None:
+    client = serve()
+    accepted = client.post(f"{R}/events", json={"topic": "job", "data": {"id": "j1"}})
+    assert accepted.status_code == 202
+    dead = wait_for(lambda: ok_json(client.get(f"{R}/dead-letters"))["items"], within=20)
+
+    replayed = client.post(f"{R}/dead-letters/{dead[0]['id']}/replay")
+
+    assert replayed.status_code == 202
+    records = ok_json(client.get("/v1/audit/records?action=dead_letter.replay"))["items"]
+    assert [(r["target"]["id"], r["details"]["replayed"]) for r in records] == [(dead[0]["id"], 1)]
+    assert records[0]["actor"]["kind"] == "service_account"

@@ -315,6 +315,7 @@ async def replay_dead_letter(request: Request) -> JSONResponse:
     if await p.queue.get_dead_letter(ident) is None:
         raise NotFound(f"no dead letter {ident!r}")
     count = await p.queue.replay(ids=[ident])
+    await _record_replay(request, p, ident, {"ids": [ident], "replayed": count})
     p.logbook.log("info", f"dead letter {ident} replayed")
     return JSONResponse({"replayed": count}, status_code=202)
 
@@ -323,10 +324,30 @@ async def replay_dead_letters(request: Request) -> JSONResponse:
     p = await authorized(request, "execution.replay")
     body = await read_json(request, ReplayIn) if await request.body() else ReplayIn()
     count = await p.queue.replay(ids=body.ids, step=body.step, topic=body.topic)
+    details = {"ids": body.ids, "step": body.step, "topic": body.topic, "replayed": count}
+    await _record_replay(request, p, body.step or body.topic or "all", details)
     p.logbook.log(
         "info", f"{count} dead letters replayed", {"step": body.step, "topic": body.topic}
     )
     return JSONResponse({"replayed": count}, status_code=202)
+
+
+async def _record_replay(request: Request, p: Platform, target: str, details: dict) -> None:
+    """The audit record of a replay. The queue (SQLite or the Pub/Sub ledger) is not the
+    document store's transaction, so it is appended right after the replay, not with it."""
+    caller = request.state.caller
+    scope = p.scope
+    await p.control.audit.append(
+        [
+            caller.entry(
+                "dead_letter.replay",
+                "dead_letter",
+                target,
+                f"tenant/{scope.tenant}/project/{scope.project}",
+                details={k: v for k, v in details.items() if v not in (None, [])},
+            )
+        ]
+    )
 
 
 async def post_event(request: Request) -> JSONResponse:
