@@ -31,7 +31,9 @@ ERRORS = {
     "412": "`If-Match` does not match the current `ETag`",
     "421": "The tenant lives in another region (`details.region`)",
     "422": "The body does not match its schema",
+    "413": "The body is over the size limit",
     "429": "Too many attempts; `Retry-After` says when to try again",
+    "503": "Not available now (a subscription not ready); try again",
 }
 
 

@@ -144,7 +144,7 @@ def normalize_recovery_code(code: str) -> str:
 
 
 def looks_like_totp(code: str) -> bool:
-    return re.fullmatch(rf"\d{{{TOTP_DIGITS}}}", code.replace(" ", "")) is not None
+    return re.fullmatch(rf"[0-9]{{{TOTP_DIGITS}}}", code.replace(" ", "")) is not None
 
 
 # -- emails and passwords ----------------------------------------------------------------------
@@ -331,12 +331,13 @@ SigninResult = TokenPair | MfaRequired
 
 
 class Authenticated(_Model):
-    """Who a request's credential names: an access token's session or an API key."""
+    """Who a request's credential names: an access token's session, an API key, or an outside
+    provider's ID token (`id_token`, cfp.services.identity.external)."""
 
     principal_id: str
     kind: PrincipalKind
     email: str | None
-    method: Literal["access_token", "api_key"]
+    method: Literal["access_token", "api_key", "id_token"]
     session_id: str | None = None
     amr: list[str] = []
     api_key_id: str | None = None

@@ -27,7 +27,7 @@ from cfp.domain.documents import (
     Write,
     doc_id,
 )
-from cfp.domain.rbac import AccessScope, Binding, can_grant, check_binding
+from cfp.domain.rbac import AccessScope, Binding, InvalidScope, can_grant, check_binding
 from cfp.domain.tenancy import (
     Env,
     EnvIn,
@@ -60,6 +60,14 @@ class WrongRegion(CfpError):
     """The tenant lives in another region; its data is read and written only there."""
 
     status, code = 421, "wrong_region"
+
+
+def _path_scope(make: Callable[..., AccessScope], *ids: str, what: str) -> AccessScope:
+    """The scope an id from a URL path names; an id no resource can have is not found."""
+    try:
+        return make(*ids)
+    except InvalidScope:
+        raise NotFound(f"{what} {ids[-1]!r} not found") from None
 
 
 def now_iso(clock: Callable[[], float]) -> str:
@@ -188,9 +196,8 @@ class Tenancy:
         return tenant
 
     async def get_tenant(self, caller: Caller, tenant: str) -> Tenant:
-        if not (
-            caller.is_system_admin or caller.may("tenant.read", AccessScope.for_tenant(tenant))
-        ):
+        scope = _path_scope(AccessScope.for_tenant, tenant, what="tenant")
+        if not (caller.is_system_admin or caller.may("tenant.read", scope)):
             raise Forbidden(f"not allowed to read tenant {tenant!r}")
         doc = await self.documents.get(tenant_path(tenant))
         if doc is None:
@@ -267,7 +274,7 @@ class Tenancy:
         return team
 
     async def get_team(self, caller: Caller, tenant: str, team: str) -> Team:
-        caller.check("team.read", AccessScope.for_team(tenant, team))
+        caller.check("team.read", _path_scope(AccessScope.for_team, tenant, team, what="team"))
         doc = await self.documents.get(TenantPaths(tenant).team(team))
         if doc is None:
             raise NotFound(f"team {team!r} not found")
@@ -501,7 +508,11 @@ class Tenancy:
         """The tenant's bindings on the scopes the caller may read bindings of."""
         where = [Filter("tenant", "==", tenant)]
         if scope is not None:
-            where.append(Filter("scope", "==", str(AccessScope.parse(scope))))
+            try:
+                parsed = AccessScope.parse(scope)
+            except InvalidScope as exc:  # a query parameter: the request is malformed
+                raise BadRequest(exc.message, details={"parameter": "scope"}) from None
+            where.append(Filter("scope", "==", str(parsed)))
         page = await self.documents.list(ROLE_BINDINGS, where=where, limit=500)
         items = []
         for doc in page.items:

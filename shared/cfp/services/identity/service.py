@@ -500,7 +500,9 @@ class IdentityService:
         now_step = int(self.clock() // TOTP_PERIOD)
         found = None
         for step in range(now_step - TOTP_WINDOW, now_step + TOTP_WINDOW + 1):
-            if hmac.compare_digest(totp.generate_otp(step), code.replace(" ", "")):
+            # bytes: compare_digest refuses non-ASCII str, and a code is whatever was sent
+            given = code.replace(" ", "").encode()
+            if hmac.compare_digest(totp.generate_otp(step).encode(), given):
                 found = step
         if found is None or (after is not None and found <= after):
             return None

@@ -1,0 +1,335 @@
+"""Isolation, generated from `/v1/openapi.json`: every operation that acts in a tenant (a
+required `x-tenant-id`) or on a named resource (a path parameter) is called by principals of
+tenant A addressing tenant B's resources, and by team- and project-scoped principals of A
+addressing other teams and projects of A. Each answer is a refusal (403 or 404) that carries
+nothing of what was addressed beyond what the request itself sent, and nothing changes: the
+audit chains, which record every change in its own transaction, stay where they were.
+
+Operations added to the document are probed without editing this file, as long as their path
+parameters and body fields are of a kind the two tables below know; a new kind fails the test
+saying which to add."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import ok_json
+from tests.api.control import (
+    Op,
+    TenantWorld,
+    backend,
+    bearer,
+    build_tenant,
+    fill_body,
+    fill_path,
+    heads,
+    operations,
+    signin,
+    start,
+)
+
+pytestmark = pytest.mark.api
+__all__ = ["backend"]  # the fixture: every test here runs on local and on the emulators
+
+ALPHA: dict[str, Any] = dict(
+    teams={"core": "Alpha Core", "edge": "Alpha Edge"},
+    projects={
+        "shop": ("Alpha Shop", "alpha-shop", "core"),
+        "blog": ("Alpha Blog", "alpha-blog", "core"),
+        "labs": ("Alpha Labs", "alpha-labs", "edge"),
+    },
+    envs={"shop": "shop-live", "blog": "blog-live", "labs": "labs-live"},
+    members={
+        "admin": ("ta@alpha.example", "tenant_admin", "tenant", ""),
+        "lead": ("lead@alpha.example", "team_admin", "team", "core"),
+        "owner": ("owner@alpha.example", "project_admin", "project", "shop"),
+        "blogger": ("blogger@alpha.example", "project_viewer", "project", "blog"),
+        "edger": ("edger@alpha.example", "team_viewer", "team", "edge"),
+    },
+)
+BRAVO: dict[str, Any] = dict(
+    teams={"main": "Bravo Team"},
+    projects={"store": ("Bravo Store", "bravo-store", "main")},
+    envs={"store": "bravo-live"},
+    members={
+        "admin": ("boss@bravo.example", "tenant_admin", "tenant", ""),
+        "dev": ("dev@bravo.example", "project_editor", "project", "store"),
+    },
+)
+
+
+def addresses(world: TenantWorld, *, team: str, project: str, member: str) -> dict[str, str]:
+    """How each kind of path parameter (the collection segment before it) is filled to aim at
+    `world`'s resources: the table a new kind of path parameter is added to."""
+    return {
+        "tenants": world.id,
+        "teams": world.teams[team]["id"],
+        "projects": world.projects[project]["slug"],
+        "envs": world.envs[project],
+        "role-bindings": world.members[member].binding,
+        "users": world.members[member].id,
+        **world.extra,  # service-accounts, keys, invites
+    }
+
+
+def body_values(world: TenantWorld, address: dict[str, str], project: str) -> dict[str, Any]:
+    """How each body field is filled: the table a new kind of body field is added to. The
+    fields in REFERENCES point at the addressed tenant's resources."""
+    return {
+        "name": "isolation-probe",  # a slug, as environments' names are
+        "region": "local",  # any region: no such request may succeed
+        "email": "probe@isolation.example",
+        "role": "project_viewer",
+        "team_id": address["teams"],
+        "principal": address["users"],
+        "project": address["projects"],
+        "scope": world.scope("project", project),
+    }
+
+
+REFERENCES = frozenset({"team_id", "principal", "project", "scope"})
+
+
+def identifiers(
+    world: TenantWorld, *, teams: list[str], projects: list[str], members: list[str]
+) -> set[str]:
+    """The strings that would betray the chosen resources of `world` in a body."""
+    found = set(world.extra.values())
+    for key in teams:
+        found |= {world.teams[key]["id"], world.teams[key]["name"]}
+    for key in projects:
+        found |= {world.projects[key]["slug"], world.projects[key]["name"], world.envs[key]}
+    for key in members:
+        member = world.members[key]
+        found |= {member.id, member.email, member.binding}
+    return found
+
+
+def everything_of(world: TenantWorld) -> set[str]:
+    """All that names `world`: its id and name, key, and every resource in it."""
+    return identifiers(
+        world, teams=list(world.teams), projects=list(world.projects), members=list(world.members)
+    ) | {world.id, world.name, f"tenant-{world.id}"}
+
+
+@dataclass
+class Setting:
+    client: Any
+    admin: dict[str, Any]
+    alpha: TenantWorld
+    bravo: TenantWorld
+    ops: list[Op]
+
+
+def set_up(serve: Any, backend: dict[str, Any]) -> Setting:
+    client = start(serve, **backend)
+    admin = signin(client)
+    alpha = build_tenant(client, admin, "alpha", "Alpha Inc", **ALPHA)
+    bravo = build_tenant(client, admin, "bravo", "Bravo Holdings", **BRAVO)
+    for world in (alpha, bravo):
+        world.extra = robot_and_invite(client, admin, world)
+    return Setting(client, admin, alpha, bravo, operations(client))
+
+
+def robot_and_invite(client: Any, admin: dict[str, Any], world: TenantWorld) -> dict[str, str]:
+    """A service account with an API key, and a pending invite, of the tenant: by kind."""
+    h = bearer(admin, world.id)
+    robot = ok_json(
+        client.post("/v1/service-accounts", json={"name": f"{world.name} robot"}, headers=h), 201
+    )
+    key = ok_json(client.post(f"/v1/service-accounts/{robot['id']}/keys", headers=h), 201)
+    invite = {"email": f"new@{world.id}.example"}
+    pending = ok_json(client.post("/v1/users/invites", json=invite, headers=h), 201)
+    return {
+        "service-accounts": robot["id"],
+        "keys": key["api_key"]["key_id"],
+        "invites": pending["id"],
+    }
+
+
+class Prober:
+    """Sends probes and collects what was wrong with their answers."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.problems: list[str] = []
+        self.sent = 0
+
+    def probe(
+        self,
+        op: Op,
+        headers: dict[str, str],
+        address: dict[str, str],
+        body: dict[str, Any] | None,
+        *,
+        allowed: set[int],
+        secret: set[str],
+        who: str,
+    ) -> None:
+        """Send `op` aimed at `address` and check the answer is one of `allowed` and holds
+        none of `secret` beyond the values the request sent itself."""
+        path = fill_path(op, address)
+        response = self.client.request(op.method.upper(), path, headers=headers, json=body)
+        self.sent += 1
+        request_text = path + json.dumps(headers) + json.dumps(body)
+        echoed = sorted((s for s in secret if s in request_text), key=len, reverse=True)
+        answer = response.text + json.dumps(dict(response.headers))
+        for value in echoed:
+            answer = answer.replace(value, "")
+        leaked = sorted(s for s in secret if s in answer)
+        label = f"{who}: {op.method.upper()} {path} (x-tenant-id {headers.get('x-tenant-id')})"
+        if response.status_code not in allowed:
+            self.problems.append(
+                f"{label} -> {response.status_code}, expected {sorted(allowed)}: "
+                f"{response.text[:300]}"
+            )
+        if leaked:
+            self.problems.append(f"{label} -> {response.status_code} leaks {leaked}")
+
+
+def carries(op: Op, address: dict[str, str], body: dict[str, Any] | None, values: set[str]) -> bool:
+    """Whether the request for `op` names any of `values` (in its path or body)."""
+    text = fill_path(op, address) + json.dumps(body)
+    return any(value in text for value in values)
+
+
+def comparable(response: Any) -> tuple[int, Any]:
+    """A response without what differs between two identical requests (correlation ids)."""
+    body = response.json() if response.content else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body["error"].pop("correlation_id", None)
+    return response.status_code, body
+
+
+def snapshot(setting: Setting, world: TenantWorld, address: dict[str, str]) -> dict[str, Any]:
+    """Every read of the document aimed at `world`'s resources, as the system admin sees it."""
+    seen = {}
+    for op in setting.ops:
+        if op.method == "get" and op.tenant_scoped:
+            path = fill_path(op, address)
+            seen[path] = comparable(
+                setting.client.get(path, headers=bearer(setting.admin, world.id))
+            )
+    return seen
+
+
+def test_principals_of_one_tenant_get_nothing_of_another(serve, backend: dict[str, Any]) -> None:
+    s = set_up(serve, backend)
+    bravo_address = addresses(s.bravo, team="main", project="store", member="dev")
+    bravo_values = body_values(s.bravo, bravo_address, "store")
+    secret = everything_of(s.bravo)
+    chains = ["system", f"tenant/{s.alpha.id}", f"tenant/{s.bravo.id}"]
+    before, bravo_before = heads(s.client, chains), snapshot(s, s.bravo, bravo_address)
+    prober = Prober(s.client)
+    covered = set()
+
+    for op in s.ops:
+        if op.public or not (op.tenant_scoped or op.path_params):
+            continue
+        covered.add(op.id)
+        body = fill_body(op, bravo_values, REFERENCES)
+        names_bravo = carries(op, bravo_address, body, set(bravo_address.values()) | secret)
+        for who in ("admin", "lead", "owner"):
+            own = bearer(s.alpha.members[who].tokens)
+            if op.tenant_scoped:  # in B's name: B's tenant in the header, B's ids everywhere
+                prober.probe(
+                    op,
+                    {**own, "x-tenant-id": s.bravo.id},
+                    bravo_address,
+                    body,
+                    allowed={403, 404},
+                    secret=secret,
+                    who=who,
+                )
+            if names_bravo:  # in A's name (or none), aiming at B's resources
+                header = {"x-tenant-id": s.alpha.id} if op.tenant_scoped else {}
+                refused = {403, 404} if op.path_params else {400, 403, 404}
+                prober.probe(
+                    op,
+                    {**own, **header},
+                    bravo_address,
+                    body,
+                    allowed=refused,
+                    secret=secret,
+                    who=who,
+                )
+
+    assert not prober.problems, "\n".join(prober.problems)
+    assert covered, "the document has no tenant-scoped operation"
+    assert heads(s.client, chains) == before, "a refused request changed something"
+    assert snapshot(s, s.bravo, bravo_address) == bravo_before
+
+
+def test_global_reads_show_nothing_of_another_tenant(serve, backend: dict[str, Any]) -> None:
+    s = set_up(serve, backend)
+    secret = everything_of(s.bravo)
+    prober = Prober(s.client)
+
+    for op in s.ops:
+        if op.public or op.method != "get" or op.tenant_scoped or op.path_params:
+            continue
+        for who in ("admin", "lead", "owner"):
+            prober.probe(
+                op,
+                bearer(s.alpha.members[who].tokens),
+                {},
+                None,
+                allowed={200},
+                secret=secret,
+                who=who,
+            )
+
+    assert not prober.problems, "\n".join(prober.problems)
+    assert prober.sent, "the document has no global read"
+
+
+@pytest.mark.parametrize(
+    ("who", "aim", "hidden"),
+    [
+        # a team admin of `core` aims at the other team, its project and its member
+        (
+            "lead",
+            dict(team="edge", project="labs", member="edger"),
+            dict(teams=["edge"], projects=["labs"], members=["edger"]),
+        ),
+        # a project admin of `shop` aims at its own project's team (not granted to it), the
+        # team's other project and that project's member
+        (
+            "owner",
+            dict(team="core", project="blog", member="blogger"),
+            dict(teams=["edge"], projects=["blog", "labs"], members=["blogger", "edger"]),
+        ),
+    ],
+)
+def test_team_and_project_roles_get_nothing_of_other_teams_and_projects(
+    serve, backend: dict[str, Any], who: str, aim: dict[str, str], hidden: dict[str, list[str]]
+) -> None:
+    s = set_up(serve, backend)
+    address = addresses(s.alpha, **aim)
+    values = body_values(s.alpha, address, aim["project"])
+    secret = identifiers(s.alpha, **hidden)
+    if who == "owner":
+        secret.add(s.alpha.teams["core"]["name"])
+    chains = ["system", f"tenant/{s.alpha.id}"]
+    before = heads(s.client, chains)
+    headers = s.alpha.headers(who)
+    prober = Prober(s.client)
+
+    for op in s.ops:
+        if op.public or not op.tenant_scoped:
+            continue
+        body = fill_body(op, values, REFERENCES)
+        if op.path_params:
+            allowed = {403, 404}
+        elif op.mutating:  # a tenant-level change by a team- or project-scoped role
+            allowed = {400, 403, 404}
+        else:  # a listing: the caller's own part of it, or a refusal
+            allowed = {200, 403}
+        prober.probe(op, headers, address, body, allowed=allowed, secret=secret, who=who)
+
+    assert not prober.problems, "\n".join(prober.problems)
+    assert heads(s.client, chains) == before, "a refused request changed something"
