@@ -15,19 +15,34 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.conftest import ok_json
+from tests.api.conftest import ok_json, wait_for
 
 ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery staple"
 MUTATING = frozenset({"post", "put", "patch", "delete"})
+RUNTIME_TAG = "runtime"
 
-# As small a project as the runtime accepts: these tests drive the control plane.
+# As small a project as the runtime accepts, and one that leaves runtime data to address: a step
+# that keeps each note in state and on a stream, and one that dead-letters every job at once.
 SMALL_PROJECT = {
     "steps/note_step.py": """
         config = {"type": "event", "name": "Note", "subscribes": ["note"], "flows": ["f"]}
 
         async def handler(input, context):
-            pass
+            if isinstance(input, dict) and isinstance(input.get("id"), str):
+                await context.state.set("notes", input["id"], input)
+                await context.streams["wall"].set("pinned", input["id"], input)
+    """,
+    "steps/jam_step.py": """
+        config = {"type": "event", "name": "Jam", "subscribes": ["jam"], "flows": ["f"],
+                  "infrastructure": {"queue": {"maxRetries": 0}}}
+
+        async def handler(input, context):
+            raise RuntimeError("jammed")
+    """,
+    "steps/wall_stream.py": """
+        config = {"name": "wall", "baseConfig": {"storageType": "default"},
+                  "schema": {"type": "object"}}
     """,
 }
 
@@ -168,6 +183,12 @@ class Op:
         return self.spec.get("security") == []
 
     @property
+    def runtime(self) -> bool:
+        """A runtime route of the served project (`R = /v1/projects/{p}/envs/{e}/…`, and
+        `/v1/subscriptions`): it addresses what this process serves, not any resource."""
+        return RUNTIME_TAG in self.spec.get("tags", [])
+
+    @property
     def mutating(self) -> bool:
         return self.method in MUTATING
 
@@ -261,6 +282,80 @@ def fill_body(
     }
 
 
+# -- the served project's runtime ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """What this process serves: one project environment of one tenant."""
+
+    tenant: str
+    project: str
+    env: str
+
+    @property
+    def runtime(self) -> str:
+        return f"/v1/projects/{self.project}/envs/{self.env}"
+
+
+def served(client: TestClient) -> Served:
+    scope = platform(client).scope
+    return Served(scope.tenant, scope.project, scope.env)
+
+
+def post_event(client: TestClient, headers: dict[str, str], topic: str, data: Any) -> Any:
+    where = served(client).runtime
+    body = {"topic": topic, "data": data}
+    return ok_json(client.post(f"{where}/events", json=body, headers=headers), 202)
+
+
+def dead_letter(client: TestClient, headers: dict[str, str], marker: str) -> str:
+    """A new dead letter of the served project (a job that fails at once): its id."""
+    event = post_event(client, headers, "jam", {"id": marker})
+    where = served(client).runtime
+
+    def found() -> str | None:
+        page = ok_json(client.get(f"{where}/dead-letters?limit=500", headers=headers))
+        ids = [d["id"] for d in page["items"] if d["event_id"] == event["event_id"]]
+        return ids[0] if ids else None
+
+    return wait_for(found)
+
+
+def runtime_data(client: TestClient, headers: dict[str, str], marker: str) -> dict[str, str]:
+    """Runtime data of the served project, made through its routes with `headers` (a caller
+    that may publish and read there): a note kept in state and on a stream, its trace, and a
+    dead letter. By kind of path parameter (`param_kind`); `marker` makes the values unique."""
+    where = served(client).runtime
+    key = f"{marker}-note"
+    event = post_event(client, headers, "note", {"id": key, "text": f"{marker}-text"})
+    wait_for(lambda: client.get(f"{where}/state/notes/{key}", headers=headers).status_code == 200)
+    wait_for(
+        lambda: client.get(f"{where}/streams/wall/pinned/{key}", headers=headers).status_code == 200
+    )
+    wait_for(
+        lambda: (
+            client.get(f"{where}/traces/{event['trace_id']}", headers=headers).status_code == 200
+        )
+    )
+    return {
+        **runtime_address(client),
+        "traces": event["trace_id"],
+        "state": "notes",
+        "key": key,
+        "streams": "wall",
+        "group": "pinned",
+        "id": key,
+        "dead-letters": dead_letter(client, headers, f"{marker}-jam"),
+    }
+
+
+def runtime_address(client: TestClient) -> dict[str, str]:
+    """The kinds of path parameter every runtime route has, and the flow: the served ones."""
+    where = served(client)
+    return {"projects": where.project, "envs": where.env, "flows": "f"}
+
+
 # -- audit chains -------------------------------------------------------------------------------
 
 
@@ -315,11 +410,25 @@ class Maker:
         return MAKE[kind](self, values)
 
     def resources(self, op: Op) -> dict[str, str]:
-        """Fresh resources for each of `op`'s path parameters, by kind."""
+        """Fresh resources for each of `op`'s path parameters, by kind: for a runtime route, the
+        served project's (a new dead letter, for what replays one)."""
+        if op.runtime:
+            return self.runtime(op)
         values: dict[str, str] = {}
         for name in op.path_params:
             kind = param_kind(op.path, name)
             values[kind] = self.make(kind, values)
+        return values
+
+    def runtime(self, op: Op) -> dict[str, str]:
+        values = runtime_address(self.client)
+        h = self.h(served(self.client).tenant)
+        for name in op.path_params:
+            kind = param_kind(op.path, name)
+            if kind == "dead-letters":
+                values[kind] = dead_letter(self.client, h, self.fresh("replayed"))
+            elif kind not in values:
+                values |= runtime_data(self.client, h, self.fresh("runtime"))
         return values
 
 

@@ -27,7 +27,10 @@ from tests.api.control import (
     fill_body,
     fill_path,
     heads,
+    join,
     operations,
+    runtime_data,
+    served,
     signin,
     start,
 )
@@ -88,6 +91,8 @@ def body_values(world: TenantWorld, address: dict[str, str], project: str) -> di
         "principal": address["users"],
         "project": address["projects"],
         "scope": world.scope("project", project),
+        "topic": "note",  # the runtime routes': an event, the validation mode
+        "validation_mode": "permissive",
     }
 
 
@@ -123,6 +128,12 @@ class Setting:
     alpha: TenantWorld
     bravo: TenantWorld
     ops: list[Op]
+    runtime: dict[str, str]  # the served project's runtime data, by kind of path parameter
+    runtime_secret: set[str]  # what names it, beyond the served project's slug and env
+
+
+# What the served project's runtime keeps, which no other tenant's principal may see.
+MARKER = "served-secret"
 
 
 def set_up(serve: Any, backend: dict[str, Any]) -> Setting:
@@ -132,7 +143,10 @@ def set_up(serve: Any, backend: dict[str, Any]) -> Setting:
     bravo = build_tenant(client, admin, "bravo", "Bravo Holdings", **BRAVO)
     for world in (alpha, bravo):
         world.extra = robot_and_invite(client, admin, world)
-    return Setting(client, admin, alpha, bravo, operations(client))
+    home = served(client)
+    runtime = runtime_data(client, bearer(admin, home.tenant), MARKER)
+    secret = {MARKER, runtime["traces"]}
+    return Setting(client, admin, alpha, bravo, operations(client), runtime, secret)
 
 
 def robot_and_invite(client: Any, admin: dict[str, Any], world: TenantWorld) -> dict[str, str]:
@@ -209,7 +223,7 @@ def snapshot(setting: Setting, world: TenantWorld, address: dict[str, str]) -> d
     """Every read of the document aimed at `world`'s resources, as the system admin sees it."""
     seen = {}
     for op in setting.ops:
-        if op.method == "get" and op.tenant_scoped:
+        if op.method == "get" and op.tenant_scoped and not op.runtime:
             path = fill_path(op, address)
             seen[path] = comparable(
                 setting.client.get(path, headers=bearer(setting.admin, world.id))
@@ -227,22 +241,27 @@ def test_principals_of_one_tenant_get_nothing_of_another(serve, backend: dict[st
     prober = Prober(s.client)
     covered = set()
 
+    # the runtime routes address what this process serves: the served tenant stands for B
+    home = served(s.client).tenant
+    runtime_secret = secret | s.runtime_secret
     for op in s.ops:
         if op.public or not (op.tenant_scoped or op.path_params):
             continue
         covered.add(op.id)
+        target, address = (home, s.runtime) if op.runtime else (s.bravo.id, bravo_address)
+        hidden = runtime_secret if op.runtime else secret
         body = fill_body(op, bravo_values, REFERENCES)
-        names_bravo = carries(op, bravo_address, body, set(bravo_address.values()) | secret)
+        names_bravo = carries(op, address, body, set(address.values()) | hidden)
         for who in ("admin", "lead", "owner"):
             own = bearer(s.alpha.members[who].tokens)
             if op.tenant_scoped:  # in B's name: B's tenant in the header, B's ids everywhere
                 prober.probe(
                     op,
-                    {**own, "x-tenant-id": s.bravo.id},
-                    bravo_address,
+                    {**own, "x-tenant-id": target},
+                    address,
                     body,
                     allowed={403, 404},
-                    secret=secret,
+                    secret=hidden,
                     who=who,
                 )
             if names_bravo:  # in A's name (or none), aiming at B's resources
@@ -251,15 +270,16 @@ def test_principals_of_one_tenant_get_nothing_of_another(serve, backend: dict[st
                 prober.probe(
                     op,
                     {**own, **header},
-                    bravo_address,
+                    address,
                     body,
                     allowed=refused,
-                    secret=secret,
+                    secret=hidden,
                     who=who,
                 )
 
     assert not prober.problems, "\n".join(prober.problems)
     assert covered, "the document has no tenant-scoped operation"
+    assert any(op.runtime and op.id in covered for op in s.ops), "no runtime route probed"
     assert heads(s.client, chains) == before, "a refused request changed something"
     assert snapshot(s, s.bravo, bravo_address) == bravo_before
 
@@ -320,7 +340,8 @@ def test_team_and_project_roles_get_nothing_of_other_teams_and_projects(
     prober = Prober(s.client)
 
     for op in s.ops:
-        if op.public or not op.tenant_scoped:
+        # the runtime routes address the served project, not alpha's: probed by the test below
+        if op.public or not op.tenant_scoped or op.runtime:
             continue
         body = fill_body(op, values, REFERENCES)
         if op.path_params:
@@ -333,3 +354,49 @@ def test_team_and_project_roles_get_nothing_of_other_teams_and_projects(
 
     assert not prober.problems, "\n".join(prober.problems)
     assert heads(s.client, chains) == before, "a refused request changed something"
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [("project_admin", "project"), ("team_admin", "team"), ("project_viewer", "project")],
+)
+def test_roles_of_other_projects_of_the_served_tenant_get_nothing_of_the_served_one(
+    serve, backend: dict[str, Any], role: str, scope: str
+) -> None:
+    """A project- or team-scoped role of another project (another team) of the tenant this
+    process serves calls every runtime route of the served project: refused, nothing shown,
+    nothing changed."""
+    s = set_up(serve, backend)
+    home = served(s.client).tenant
+    h = bearer(s.admin, home)
+    team = ok_json(s.client.post("/v1/teams", json={"name": "Side team"}, headers=h), 201)
+    side = {"name": "Side project", "slug": "side-project", "team_id": team["id"]}
+    ok_json(s.client.post("/v1/projects", json=side, headers=h), 201)
+    where = f"tenant/{home}/" + (
+        "project/side-project" if scope == "project" else f"team/{team['id']}"
+    )
+    member = join(s.client, s.admin, home, f"{role}@side.example", role, where)
+    headers = bearer(member.tokens, home)
+    values = {"topic": "note", "validation_mode": "permissive"}
+    chains = ["system", f"tenant/{home}"]
+    before = heads(s.client, chains)
+    settings = s.client.get(f"{served(s.client).runtime}/settings", headers=h).json()
+    prober = Prober(s.client)
+
+    runtime = [op for op in s.ops if op.runtime]
+    assert runtime, "the document has no runtime route"
+    for op in runtime:
+        body = fill_body(op, values)
+        prober.probe(
+            op,
+            headers,
+            s.runtime,
+            body,
+            allowed={403, 404},
+            secret=s.runtime_secret,
+            who=f"{role} of {where}",
+        )
+
+    assert not prober.problems, "\n".join(prober.problems)
+    assert heads(s.client, chains) == before, "a refused request changed something"
+    assert s.client.get(f"{served(s.client).runtime}/settings", headers=h).json() == settings

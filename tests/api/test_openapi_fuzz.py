@@ -29,7 +29,18 @@ from schemathesis.checks import (
 )
 
 from tests.api.conftest import error_of, ok_json
-from tests.api.control import Maker, bearer, create_tenant, join, param_kind, signin, start
+from tests.api.control import (
+    RUNTIME_TAG,
+    Maker,
+    bearer,
+    create_tenant,
+    join,
+    param_kind,
+    runtime_data,
+    served,
+    signin,
+    start,
+)
 
 pytestmark = pytest.mark.api
 
@@ -46,16 +57,33 @@ class Fuzzed:
     client: Any
     headers: dict[str, str]
     maker: Maker
+    runtime_headers: dict[str, str]  # the served tenant's admin, for the runtime routes
+    runtime: dict[str, str]  # the served project's runtime data, by kind of path parameter
 
 
 @pytest.fixture
 def fuzzed(serve) -> Fuzzed:
-    """An app with tenant `acme` and its admin, a person invited as `tenant_admin`."""
+    """An app with tenant `acme` and its admin, a person invited as `tenant_admin`; and an admin
+    of the tenant the process serves, with runtime data of the served project."""
     client = start(serve)
     admin = signin(client)
     create_tenant(client, admin, "acme", "Acme")
     member = join(client, admin, "acme", "ta@acme.example", "tenant_admin", "tenant/acme")
-    return Fuzzed(client, bearer(member.tokens, "acme"), Maker(client, admin, "acme"))
+    home = served(client).tenant
+    local = join(client, admin, home, "ta@served.example", "tenant_admin", f"tenant/{home}")
+    runtime_headers = bearer(local.tokens, home)
+    runtime = runtime_data(client, runtime_headers, "fuzzed")
+    return Fuzzed(
+        client,
+        bearer(member.tokens, "acme"),
+        Maker(client, admin, "acme"),
+        runtime_headers,
+        runtime,
+    )
+
+
+def is_runtime(operation: Any) -> bool:
+    return RUNTIME_TAG in operation.definition.raw.get("tags", [])
 
 
 # Excluded: `signout`, which would end the session every later request of the run uses.
@@ -68,7 +96,10 @@ def test_every_answer_is_one_the_document_declares(fuzzed: Fuzzed, subtests: Any
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 20
     # made before any request is generated, which could use up the rate limits making them needs
-    real = {op.label: real_resources(op, fuzzed.maker) for op in operations}
+    real = {
+        op.label: real_resources(op, fuzzed.maker, fuzzed.runtime if is_runtime(op) else None)
+        for op in operations
+    }
     fuzzed.client.cookies.clear()  # the refresh cookie: generated refreshes rotate no session
 
     for operation in operations:
@@ -78,9 +109,10 @@ def test_every_answer_is_one_the_document_declares(fuzzed: Fuzzed, subtests: Any
             fuzz(operation, fuzzed, real[operation.label])
 
 
-def real_resources(operation: Any, maker: Maker) -> dict[str, str]:
-    """Path parameters naming resources that exist in `acme`, made for this operation."""
-    values = {"tenants": maker.tenant}
+def real_resources(operation: Any, maker: Maker, runtime: dict[str, str] | None) -> dict[str, str]:
+    """Path parameters naming resources that exist in `acme`, made for this operation; or, for
+    a runtime route, the served project's (`runtime`)."""
+    values = {"tenants": maker.tenant, **(runtime or {})}
     params = {}
     for name in re.findall(r"{(\w+)}", operation.path):
         kind = param_kind(operation.path, name)
@@ -93,7 +125,7 @@ def real_resources(operation: Any, maker: Maker) -> dict[str, str]:
 def fuzz(operation: Any, fuzzed: Fuzzed, real: dict[str, str]) -> None:
     """Valid and invalid requests for one operation, also aimed at resources that exist
     (`real` path parameters), each checked against the document."""
-    h = fuzzed.headers
+    h = fuzzed.runtime_headers if is_runtime(operation) else fuzzed.headers
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE, headers=h),
         operation.as_strategy(GenerationMode.NEGATIVE, headers=h),

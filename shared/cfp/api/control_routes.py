@@ -304,10 +304,17 @@ async def list_audit_records(request: Request) -> JSONResponse:
 async def get_openapi(request: Request) -> JSONResponse:
     from cfp.api.auth_routes import AUTH_OPERATIONS
     from cfp.api.member_routes import MEMBER_OPERATIONS
+    from cfp.api.runtime_ops import RUNTIME_OPERATIONS
 
     document = openapi_document(
-        [*AUTH_OPERATIONS, *OPERATIONS, *PROJECTS_OPERATIONS, *MEMBER_OPERATIONS],
-        title="CFP control plane",
+        [
+            *AUTH_OPERATIONS,
+            *OPERATIONS,
+            *PROJECTS_OPERATIONS,
+            *MEMBER_OPERATIONS,
+            *RUNTIME_OPERATIONS,
+        ],
+        title="CFP",
         version="1",
     )
     return JSONResponse(document)
