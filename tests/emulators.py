@@ -17,6 +17,11 @@ Nothing starts unless a test requests one of these fixtures:
           return ("(default)", "eu-west1")
 
   (Resetting one database leaves the others as they were, so name every one the test writes.)
+- `firebase_auth_emulator` (session): the Firebase Auth emulator (firebase-tools, node) on
+  127.0.0.1, apart from the others so that only the tests asking for it pay its start (~10 s of
+  compiling its API schema). It does not touch the environment: a test that wants firebase-admin
+  to use it sets `FIREBASE_AUTH_EMULATOR_HOST` itself (monkeypatch), since that variable also
+  turns off firebase-admin's signature checks.
 """
 
 from __future__ import annotations
@@ -30,6 +35,17 @@ from cfp.adapters.gcp.emulators import Emulators, start_emulators
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
     running = start_emulators(log_dir=tmp_path_factory.mktemp("emulator-logs"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def firebase_auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    running = start_emulators(
+        ["firebase"], log_dir=tmp_path_factory.mktemp("firebase-logs"), timeout=90
+    )
     try:
         yield running
     finally:

@@ -24,7 +24,14 @@ from cfp.domain.naming import PubSubNames, SubscriptionSpec, subscription_specs
 from cfp.domain.paths import Scope
 from cfp.domain.tenancy import TenantPaths, tenant_path
 from cfp.errors import SettingsError
-from cfp.ports import BlobStore, DocumentStore, KeyService, Provisioner, TaskQueue
+from cfp.ports import (
+    BlobStore,
+    DocumentStore,
+    IdentityVerifier,
+    KeyService,
+    Provisioner,
+    TaskQueue,
+)
 from cfp.services.control import ControlPlane
 from cfp.services.identity import OWASP, TEST
 from cfp.services.loader import Project, load_project
@@ -298,7 +305,21 @@ def _control_plane(settings: Settings, backend: _Backend) -> ControlPlane:
         region=settings.deployment_region,
         public_url=f"http://{settings.host}:{settings.port}",
         password_profile=TEST if settings.password_profile == "test" else OWASP,
+        verifier=_identity_verifier(settings, backend),
     )
+
+
+def _identity_verifier(settings: Settings, backend: _Backend) -> IdentityVerifier | None:
+    """Identity Platform / Firebase ID tokens: on Google Cloud, or from the Auth emulator."""
+    if settings.backend != "gcp" and not settings.firebase_auth_emulator_host:
+        return None
+    from cfp.adapters.gcp.firebase_auth import FirebaseVerifier
+
+    verifier = FirebaseVerifier(
+        settings.google_project, emulator_host=settings.firebase_auth_emulator_host
+    )
+    backend.closers.append(verifier.close)
+    return verifier
 
 
 @contextlib.asynccontextmanager

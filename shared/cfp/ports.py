@@ -394,3 +394,26 @@ class Mailer(Protocol):
     to `<data-dir>/outbox/`; a message may carry a one-time token, so none is ever logged."""
 
     async def send(self, to: str, subject: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """Who an outside identity provider says signed in: `uid` is unique within `provider`
+    (e.g. `firebase:{project}`); `claims` are the token's verified claims."""
+
+    uid: str
+    email: str | None
+    email_verified: bool
+    provider: str
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+class IdentityVerifier(Protocol):
+    """Verifies ID tokens an outside identity provider issued (Identity Platform / Firebase
+    Auth): signature, expiry, audience, and that the provider has not revoked the session."""
+
+    async def verify(self, token: str) -> ExternalIdentity:
+        """The identity the token proves. Unauthorized with code invalid_token, token_expired
+        or token_revoked (revoked, or the account disabled or deleted at the provider);
+        Unavailable when the provider cannot be reached."""
+        ...

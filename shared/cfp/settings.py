@@ -45,6 +45,7 @@ ENV_NAMES: dict[str, str] = {
     "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
     "storage_emulator_host": "STORAGE_EMULATOR_HOST",
     "tasks_emulator_host": "CFP_TASKS_EMULATOR_HOST",
+    "firebase_auth_emulator_host": "FIREBASE_AUTH_EMULATOR_HOST",
 }
 
 # Google-only settings: refused with the local backend. CFP_REGION is not among them: every
@@ -99,6 +100,8 @@ class Settings(BaseModel):
     pubsub_emulator_host: str | None = None
     storage_emulator_host: str | None = None
     tasks_emulator_host: str | None = None
+    # The Firebase Auth emulator (host:port): its ID tokens are accepted, on any backend but gcp.
+    firebase_auth_emulator_host: str | None = Field(default=None, pattern=r"^[^/\s]+:[0-9]+$")
 
     @model_validator(mode="after")
     def _backend_settings(self) -> Settings:
@@ -135,6 +138,7 @@ class Settings(BaseModel):
                     "pubsub_emulator_host",
                     "storage_emulator_host",
                     "tasks_emulator_host",
+                    "firebase_auth_emulator_host",
                 )
                 if getattr(self, n)
             ]

@@ -19,10 +19,11 @@ from cfp.domain.identity import AuthEvent, InviteAccepted
 from cfp.domain.rbac import AccessScope, Binding
 from cfp.domain.tenancy import EnvIn, ProjectIn, TenantIn, TenantPaths, directory_path
 from cfp.errors import Forbidden, NotFound, Unauthorized
-from cfp.ports import DocumentStore, KeyService, Mailer
+from cfp.ports import DocumentStore, IdentityVerifier, KeyService, Mailer
 from cfp.services.audit import AuditLog
 from cfp.services.idempotency import Idempotency
 from cfp.services.identity import OWASP, IdentityService, PasswordProfile
+from cfp.services.identity.external import ExternalIdentities
 from cfp.services.members import Members, ServiceAccountIn
 from cfp.services.tenancy import Tenancy
 
@@ -58,6 +59,7 @@ class ControlPlane:
         region: str,
         public_url: str,
         password_profile: PasswordProfile = OWASP,
+        verifier: IdentityVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.documents = documents
@@ -74,6 +76,18 @@ class ControlPlane:
             clock=clock,
         )
         self.members = Members(documents, self.audit, self.identity, self.tenancy, clock=clock)
+        # Identity Platform / Firebase ID tokens, mapped to the same principals
+        self.external = (
+            None
+            if verifier is None
+            else ExternalIdentities(
+                documents,
+                verifier,
+                platform_issuer=self.identity.tokens.issuer,
+                audit=self._audit_writes,
+                clock=clock,
+            )
+        )
         self.idempotency = Idempotency(documents, clock=clock)
 
     async def _audit_writes(self, event: AuthEvent) -> Sequence[Write]:
@@ -95,8 +109,12 @@ class ControlPlane:
         user_agent: str | None = None,
     ) -> Caller:
         """The caller a bearer credential names, with its bindings as they are now; 401 for
-        a credential that is not valid (expired, revoked, disabled principal)."""
-        found = await self.identity.authenticate(token)
+        a credential that is not valid (expired, revoked, disabled principal). With a verifier,
+        a JWT the platform did not issue is an outside provider's ID token."""
+        if self.external is not None and self.external.handles(token):
+            found = await self.external.authenticate(token)
+        else:
+            found = await self.identity.authenticate(token)
         bindings: tuple[Binding, ...] = await self.tenancy.bindings_of(found.principal_id)
         if found.tenant is not None:  # an API key acts in its own tenant only
             bindings = tuple(b for b in bindings if b.scope.tenant == found.tenant)

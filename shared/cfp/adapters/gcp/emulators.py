@@ -1,5 +1,5 @@
-"""Start and stop Google's emulators (Firestore, Pub/Sub) and fakes (fake-gcs-server, Cloud Tasks)
-on 127.0.0.1, for `cfp dev --backend emulators` and the tests.
+"""Start and stop Google's emulators (Firestore, Pub/Sub, Firebase Auth) and fakes (fake-gcs-server,
+Cloud Tasks) on 127.0.0.1, for `cfp dev --backend emulators` and the tests.
 
 Each emulator is one script in the repository's `emulators/` folder (or `CFP_EMULATORS_DIR`) that
 execs the server in the foreground; this module runs it in its own process group, waits until it
@@ -9,6 +9,7 @@ answers and kills the whole group on stop. No cloud library is imported here.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import socket
@@ -25,7 +26,11 @@ from pathlib import Path
 
 from cfp.errors import CfpError
 
-SERVICES = ("firestore", "pubsub", "gcs", "tasks")
+SERVICES = ("firestore", "pubsub", "gcs", "tasks")  # the default set
+# Started only when asked for: the Firebase Auth emulator (firebase-tools, node).
+OPTIONAL_SERVICES = ("firebase",)
+SCRIPTS = {"firebase": "firebase-auth.sh"}  # else `{name}.sh`
+EXTRA_PORTS = {"firebase": 2}  # its emulator hub and logging ports
 DEFAULT_PROJECT = "cfp-local"
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40
@@ -59,6 +64,7 @@ class Emulators:
     pubsub_host: str | None = None  # "127.0.0.1:PORT"
     gcs_url: str | None = None  # "http://127.0.0.1:PORT"
     tasks_host: str | None = None  # "127.0.0.1:PORT" (gRPC, insecure channel)
+    firebase_auth_host: str | None = None  # "127.0.0.1:PORT"
     log_dir: Path | None = None
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
@@ -70,6 +76,7 @@ class Emulators:
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "STORAGE_EMULATOR_HOST": self.gcs_url,
             "CFP_TASKS_EMULATOR_HOST": self.tasks_host,
+            "FIREBASE_AUTH_EMULATOR_HOST": self.firebase_auth_host,
         }
         return {name: value for name, value in pairs.items() if value}
 
@@ -109,8 +116,23 @@ class Emulators:
                     f"resetting Firestore database {database!r} failed: {exc}"
                 ) from exc
 
+    def reset_firebase_auth(self) -> None:
+        """Delete every user of the Firebase Auth emulator's project."""
+        if not self.firebase_auth_host:
+            raise EmulatorError("the Firebase Auth emulator is not running")
+        project = urllib.parse.quote(self.project, safe="")
+        url = f"http://{self.firebase_auth_host}/emulator/v1/projects/{project}/accounts"
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, method="DELETE"), timeout=30
+            ) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise EmulatorError(f"resetting the Firebase Auth emulator failed: {exc}") from exc
+
     def stop(self) -> None:
-        """Stop every emulator and all its processes (java included); safe to call twice."""
+        """Stop every emulator and all its processes (java and node included); safe to call
+        twice."""
         procs, self._procs = self._procs, {}
         for proc in procs.values():
             _signal_group(proc.pid, signal.SIGTERM)
@@ -124,6 +146,7 @@ class Emulators:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         self.firestore_host = self.pubsub_host = self.gcs_url = self.tasks_host = None
+        self.firebase_auth_host = None
         atexit.unregister(self.stop)
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -138,18 +161,22 @@ def start_emulators(
     log_dir: Path | None = None,
     timeout: float = 60,
 ) -> Emulators:
-    """Start the requested emulators on free 127.0.0.1 ports and wait until each answers.
+    """Start the requested emulators on free 127.0.0.1 ports and wait until each answers
+    (the default set: SERVICES; "firebase" only when named).
 
     On any failure the ones already started are stopped and EmulatorError says which emulator
     failed, and shows the tail of its log.
     """
     wanted = list(dict.fromkeys(services))
-    unknown = [name for name in wanted if name not in SERVICES]
+    known = [*SERVICES, *OPTIONAL_SERVICES]
+    unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise EmulatorError(f"unknown emulator(s) {unknown}; known: {list(SERVICES)}")
+        raise EmulatorError(f"unknown emulator(s) {unknown}; known: {known}")
     folder = emulators_dir()
     if "tasks" in wanted:
-        _install_tasks(folder)
+        _install(folder, "install-tasks.sh", "the Cloud Tasks emulator")
+    if "firebase" in wanted:
+        _install(folder, "install-firebase.sh", "firebase-tools (the Firebase Auth emulator)")
 
     emulators = Emulators(project=project)
     if log_dir is None:
@@ -159,15 +186,23 @@ def start_emulators(
     emulators.log_dir = log_dir
     atexit.register(emulators.stop)
 
-    ports = dict(zip(wanted, _free_ports(len(wanted)), strict=True))
-    env = {**os.environ, "CFP_PYTHON": sys.executable}
+    free = iter(_free_ports(len(wanted) + sum(EXTRA_PORTS.get(name, 0) for name in wanted)))
+    ports = {name: next(free) for name in wanted}
+    env = {
+        **os.environ,
+        "CFP_PYTHON": sys.executable,
+        "CFP_FIREBASE_WORKDIR": str(log_dir / "firebase"),
+    }
     try:
         for name in wanted:
             # Pub/Sub accepts every project (pubsub.sh is given none), so a test may isolate
             # itself in a project of its own; `project` is the default the callers share.
+            args = [str(ports[name])]
+            if name == "firebase":
+                args += [str(next(free)), str(next(free)), project]
             with (log_dir / f"{name}.log").open("wb") as log:
                 emulators._procs[name] = subprocess.Popen(
-                    ["bash", str(folder / f"{name}.sh"), str(ports[name])],
+                    ["bash", str(folder / SCRIPTS.get(name, f"{name}.sh")), *args],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -183,13 +218,15 @@ def start_emulators(
     emulators.pubsub_host = address.get("pubsub")
     emulators.gcs_url = f"http://{address['gcs']}" if "gcs" in address else None
     emulators.tasks_host = address.get("tasks")
+    emulators.firebase_auth_host = address.get("firebase")
     return emulators
 
 
-def _install_tasks(folder: Path) -> None:
-    """Make the Cloud Tasks emulator's own venv (a fast no-op once made)."""
+def _install(folder: Path, script: str, what: str) -> None:
+    """Run an emulator's installer (the Tasks emulator's venv, firebase-tools): a fast no-op once
+    installed."""
     result = subprocess.run(
-        ["bash", str(folder / "install-tasks.sh")],
+        ["bash", str(folder / script)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -197,7 +234,7 @@ def _install_tasks(folder: Path) -> None:
     )
     if result.returncode != 0:
         raise EmulatorError(
-            f"installing the Cloud Tasks emulator failed (emulators/install-tasks.sh exited "
+            f"installing {what} failed (emulators/{script} exited "
             f"{result.returncode}):\n{_tail(result.stderr + result.stdout)}"
         )
 
@@ -254,6 +291,11 @@ def _answers(name: str, port: int) -> bool:
             body = response.read()
     except (urllib.error.URLError, OSError):
         return False
+    if name == "firebase":  # {"authEmulator": {"ready": true, ...}}
+        try:
+            return json.loads(body)["authEmulator"]["ready"] is True
+        except (ValueError, KeyError, TypeError):
+            return False
     # Firestore and Pub/Sub answer "Ok" on / once they serve.
     return name == "gcs" or body.strip() == b"Ok"
 
