@@ -357,3 +357,16 @@ def test_rotating_the_signing_key_signs_nobody_out(client) -> None:
     assert rotated["kid"] in kids and len(kids) == 2
     newer = signin(client)
     assert jwt.get_unverified_header(newer["access_token"])["kid"] == rotated["kid"]
+
+
+def test_granting_the_same_role_twice_is_a_conflict(client, acme) -> None:
+    h = bearer(acme, "acme")
+    ada = user(client, "ada@example.com")
+    binding = {"principal": ada, "role": "tenant_viewer", "scope": "tenant/acme"}
+    first = ok_json(client.post("/v1/role-bindings", json=binding, headers=h), 201)
+
+    again = client.post("/v1/role-bindings", json=binding, headers=h)
+
+    assert error_of(again, 409, "conflict")["details"] == {"id": first["id"]}
+    assert client.delete(f"/v1/role-bindings/{first['id']}", headers=h).status_code == 204
+    ok_json(client.post("/v1/role-bindings", json=binding, headers=h), 201)  # granted anew

@@ -70,6 +70,12 @@ def _path_scope(make: Callable[..., AccessScope], *ids: str, what: str) -> Acces
         raise NotFound(f"{what} {ids[-1]!r} not found") from None
 
 
+def binding_id(principal: str, role: str, scope: str) -> str:
+    """One binding per (principal, role, scope): granting it again is a conflict, not a copy
+    that would outlive a revoke."""
+    return hashlib.sha256(f"{principal}\0{role}\0{scope}".encode()).hexdigest()[:32]
+
+
 def now_iso(clock: Callable[[], float]) -> str:
     return datetime.fromtimestamp(clock(), UTC).isoformat(timespec="milliseconds")
 
@@ -472,7 +478,7 @@ class Tenancy:
         decision = can_grant(caller.bindings, role, target, team=await self._scope_team(target))
         if not decision.allowed:
             raise Forbidden(decision.reason, details=decision.details())
-        ident = uuid.uuid4().hex
+        ident = binding_id(principal, role, str(target))
         record = {
             "id": ident,
             "principal": principal,
@@ -482,18 +488,23 @@ class Tenancy:
             "created_at": now_iso(self.clock),
             "created_by": caller.principal_id,
         }
-        await self.audit.commit(
-            [SetDoc(f"{ROLE_BINDINGS}/{ident}", record)],
-            [
-                caller.entry(
-                    "role_binding.create",
-                    "role_binding",
-                    ident,
-                    f"tenant/{tenant}",
-                    details={"principal": principal, "role": role, "scope": str(target)},
-                )
-            ],
-        )
+        try:
+            await self.audit.commit(
+                [CreateDoc(f"{ROLE_BINDINGS}/{ident}", record)],
+                [
+                    caller.entry(
+                        "role_binding.create",
+                        "role_binding",
+                        ident,
+                        f"tenant/{tenant}",
+                        details={"principal": principal, "role": role, "scope": str(target)},
+                    )
+                ],
+            )
+        except Conflict:
+            raise Conflict(
+                f"{principal} already holds {role} on {target}", details={"id": ident}
+            ) from None
         return record
 
     async def binding_records(self, principal: str) -> list[dict[str, Any]]:
@@ -557,7 +568,9 @@ class Tenancy:
         """A binding made by the platform itself (bootstrap), audited on the system chain."""
         target = AccessScope.parse(scope)
         check_binding(role, target)
-        ident = uuid.uuid4().hex
+        ident = binding_id(principal, role, str(target))
+        if await self.documents.get(f"{ROLE_BINDINGS}/{ident}") is not None:
+            return  # already bound
         record = {
             "id": ident,
             "principal": principal,
