@@ -293,13 +293,13 @@ def test_a_service_account_key_authenticates_per_its_bindings(client, admin) -> 
     listed = client.get(f"/v1/service-accounts/{sa}/keys", headers=h)
     [record] = ok_json(listed)["items"]
     assert record["status"] == "active" and record["last_used_at"] is not None
-    assert key not in listed.text and key.rsplit("_", 1)[1] not in listed.text
+    secret = key[len("cfp_sk_") + 17 :]  # after `cfp_sk_{16 hex}_`; it may hold "_" itself
+    assert key not in listed.text and secret not in listed.text
     members = client.get("/v1/users", headers=h)
     assert [m["kind"] for m in ok_json(members)["items"] if m["id"] == sa] == ["service_account"]
     accounts = ok_json(client.get("/v1/service-accounts", headers=h))["items"]
     assert [a["id"] for a in accounts] == [sa]
     assert ok_json(client.get(f"/v1/service-accounts/{sa}", headers=h))["name"] == "deployer"
-    secret = key.rsplit("_", 1)[1]
     assert key.encode() not in stored_bytes(client)
     assert secret.encode() not in stored_bytes(client)
 

@@ -169,66 +169,61 @@ async def delete_tenant(request: Request) -> JSONResponse:
     return resource(tenant)
 
 
-# -- teams --------------------------------------------------------------------------------------
+# -- teams and projects: the same four handlers over the tenancy service ---------------------
 
 
-async def list_teams(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    limit, cursor = page_args(request)
-    page = await control(request).tenancy.list_teams(who, tenant, limit=limit, cursor=cursor)
-    return listing(page.items, page.next_cursor)
+def _listing(method: str) -> Any:
+    async def handler(request: Request) -> JSONResponse:
+        who, tenant = await tenant_caller(request)
+        limit, cursor = page_args(request)
+        service = getattr(control(request).tenancy, method)
+        page = await service(who, tenant, limit=limit, cursor=cursor)
+        return listing(page.items, page.next_cursor)
+
+    return handler
 
 
-async def create_team(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    body = await read_json(request, TeamIn)
-    return resource(await control(request).tenancy.create_team(who, tenant, body), 201)
+def _creating(method: str, model: type[BaseModel]) -> Any:
+    async def handler(request: Request) -> JSONResponse:
+        who, tenant = await tenant_caller(request)
+        body = await read_json(request, model)
+        created = await getattr(control(request).tenancy, method)(who, tenant, body)
+        return resource(created, 201)
+
+    return handler
 
 
-async def get_team(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    team = await control(request).tenancy.get_team(who, tenant, request.path_params["team"])
-    return resource(team)
+def _reading(method: str, param: str) -> Any:
+    async def handler(request: Request) -> JSONResponse:
+        who, tenant = await tenant_caller(request)
+        found = await getattr(control(request).tenancy, method)(
+            who, tenant, request.path_params[param]
+        )
+        return resource(found)
+
+    return handler
 
 
-async def update_team(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    body = await read_json(request, TeamPatch)
-    team = await control(request).tenancy.update_team(
-        who, tenant, request.path_params["team"], body, if_match(request)
-    )
-    return resource(team)
+def _updating(method: str, param: str, model: type[BaseModel]) -> Any:
+    async def handler(request: Request) -> JSONResponse:
+        who, tenant = await tenant_caller(request)
+        body = await read_json(request, model)
+        updated = await getattr(control(request).tenancy, method)(
+            who, tenant, request.path_params[param], body, if_match(request)
+        )
+        return resource(updated)
+
+    return handler
 
 
-# -- projects and environments ------------------------------------------------------------------
-
-
-async def list_projects(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    limit, cursor = page_args(request)
-    page = await control(request).tenancy.list_projects(who, tenant, limit=limit, cursor=cursor)
-    return listing(page.items, page.next_cursor)
-
-
-async def create_project(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    body = await read_json(request, ProjectIn)
-    return resource(await control(request).tenancy.create_project(who, tenant, body), 201)
-
-
-async def get_project(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    project = await control(request).tenancy.get_project(who, tenant, request.path_params["p"])
-    return resource(project)
-
-
-async def update_project(request: Request) -> JSONResponse:
-    who, tenant = await tenant_caller(request)
-    body = await read_json(request, ProjectPatch)
-    project = await control(request).tenancy.update_project(
-        who, tenant, request.path_params["p"], body, if_match(request)
-    )
-    return resource(project)
+list_teams = _listing("list_teams")
+create_team = _creating("create_team", TeamIn)
+get_team = _reading("get_team", "team")
+update_team = _updating("update_team", "team", TeamPatch)
+list_projects = _listing("list_projects")
+create_project = _creating("create_project", ProjectIn)
+get_project = _reading("get_project", "p")
+update_project = _updating("update_project", "p", ProjectPatch)
 
 
 async def list_envs(request: Request) -> JSONResponse:
