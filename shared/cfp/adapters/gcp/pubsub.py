@@ -680,7 +680,6 @@ class PubSubEventQueue:
             await self.heartbeat()
         await self._ensure()
         await self._ingest(step)
-        sub = subs[0]
         fifo = any(s.fifo for s in subs)
         visibility = max(s.visibility_timeout for s in subs)
         now = self.clock()
@@ -712,7 +711,6 @@ class PubSubEventQueue:
             taken = await self._take(step, doc, now, visibility)
             if taken is not None:
                 leased.append(taken)
-        del sub
         return leased
 
     @staticmethod
