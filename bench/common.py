@@ -1,6 +1,9 @@
 """Shared by the benchmark scripts: a real `cfp start` server on 127.0.0.1 with a fresh temp data
 dir, RSS sampling from /proc, percentiles, the load generator subprocess, and result lines.
 
+Every request a benchmark makes authenticates as a user of `cfp start` would: with the API key
+and tenant the server writes to its data dir's dev-credentials on first start (`Server.headers`).
+
 Every script prints its figures for a person and, last, one `BENCH_RESULT {json}` line that
 `bench/run.py` collects into the summary table."""
 
@@ -85,7 +88,9 @@ class RssSampler:
 
 class Server:
     """`cfp start --project bench/projects/chain` on a free 127.0.0.1 port, fresh data dir,
-    CFP_LOG_LEVEL=warn (log lines to stdout cost time); stdout/stderr go to a file."""
+    CFP_LOG_LEVEL=warn (log lines to stdout cost time); stdout/stderr go to a file. Once started,
+    `headers` holds the credentials the server wrote to DATA/dev-credentials (its tenant admin
+    service account's API key and the tenant), to send on every request."""
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_seconds = 0.0
         self.log_tail = ""
+        self.credentials: dict[str, Any] = {}
 
     @property
     def pid(self) -> int:
@@ -113,6 +119,25 @@ class Server:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "cfp.db"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <api key>` and `x-tenant-id`, from DATA/dev-credentials."""
+        if not self.credentials:
+            raise RuntimeError("no credentials yet: start the server first")
+        return {
+            "authorization": f"Bearer {self.credentials['api_key']}",
+            "x-tenant-id": self.credentials["tenant"],
+        }
+
+    def _read_credentials(self) -> None:
+        """DATA/dev-credentials, which `cfp start` writes on a data dir's first run (before it
+        serves, so it exists once /ready answers)."""
+        path = self.data_dir / "dev-credentials"
+        try:
+            self.credentials = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"cfp wrote no readable {path}: {exc}") from exc
 
     def start(self, timeout: float = 60.0) -> Server:
         started = time.perf_counter()
@@ -142,6 +167,7 @@ class Server:
                 with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as resp:
                     if resp.status == 200:
                         self.ready_seconds = time.perf_counter() - started
+                        self._read_credentials()
                         return self
             except OSError:
                 pass
@@ -160,8 +186,16 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         if self.log.exists():
-            self.log_tail = self.log.read_text(errors="replace")[-3000:]
+            self.log_tail = self.redact(self.log.read_text(errors="replace")[-3000:])
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def redact(self, text: str) -> str:
+        """Text without the secrets of dev-credentials (the first-run banner prints them)."""
+        for key in ("api_key", "password"):
+            secret = self.credentials.get(key)
+            if secret:
+                text = text.replace(secret, f"<{key}>")
+        return text
 
     def __enter__(self) -> Server:
         return self.start()
@@ -239,9 +273,19 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def get_json(url: str, headers: dict[str, str], timeout: float = 30) -> Any:
+    """GET a URL with these headers (e.g. `Server.headers`); the decoded JSON body."""
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return json.load(resp)
+
+
 def loadgen(**args: Any) -> dict[str, Any]:
-    """Run bench/loadgen.py in its own process with these options; its JSON report."""
+    """Run bench/loadgen.py in its own process with these options; its JSON report.
+    `headers={name: value}` becomes one `--header "name: value"` per entry."""
     argv = [str(PYTHON), str(BENCH / "loadgen.py")]
+    for name, value in (args.pop("headers", None) or {}).items():
+        argv += ["--header", f"{name}: {value}"]
     for key, value in args.items():
         if value is None or value is False:
             continue

@@ -8,7 +8,8 @@ load generator (its own process) POSTs /ingest {id, t0} open-loop at a fixed rat
 time.time() just before the request is written. Step Ingest emits `a` stamped t_ingest, step A
 emits `b` stamped t_a as it starts, step B stamps t_b as it starts and t_done as its handler
 finishes, and writes them all to state group `done`. The latency is t_done - t0 (same machine,
-same clock), read back over HTTP (GET .../state/done, paged). The split per hop comes from the
+same clock), read back over HTTP (GET .../state/done, paged). Every request carries the API key
+and tenant cfp wrote to its data dir's dev-credentials. The split per hop comes from the
 stamps; "state committed" is the `done` document's Firestore update_time, read with the
 google-cloud-firestore client from the emulator whose port cfp's banner prints.
 
@@ -22,13 +23,11 @@ Needs Java and the emulator packages (`bash emulators/check.sh` says what is mis
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from common import (
     Server,
     child_pids,
     facts,
+    get_json,
     loadgen,
     pid_alive,
     result,
@@ -50,27 +50,25 @@ DONE = f"/v1/projects/{SLUG}/envs/dev/state/done"
 BANNER = re.compile(r"Firestore (127\.0\.0\.1:\d+) .*database (\S+)")
 
 
-def done_items(url: str) -> list[dict[str, Any]]:
-    """Every item of state group `done`, over HTTP, paged 500 at a time."""
+def done_items(server: Server) -> list[dict[str, Any]]:
+    """Every item of state group `done`, over HTTP with the server's credentials, paged 500 at
+    a time."""
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
         query = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        with urllib.request.urlopen(
-            f"{url}{DONE}?{urllib.parse.urlencode(query)}", timeout=30
-        ) as resp:
-            page = json.load(resp)
+        page = get_json(f"{server.url}{DONE}?{urllib.parse.urlencode(query)}", server.headers)
         items += page["items"]
         cursor = page.get("next_cursor")
         if not cursor:
             return items
 
 
-def wait_done(url: str, n: int, timeout: float) -> list[dict[str, Any]]:
+def wait_done(server: Server, n: int, timeout: float) -> list[dict[str, Any]]:
     """Poll (once a second, to load the emulator little) until n items exist or timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        items = done_items(url)
+        items = done_items(server)
         if len(items) >= n or time.monotonic() >= deadline:
             return items
         time.sleep(1.0)
@@ -145,6 +143,7 @@ def main() -> None:
         body = '{"id":"__I__","t0":__T__}'
         warm = loadgen(
             url=server.url,
+            headers=server.headers,
             method="POST",
             path="/ingest",
             body=body.replace("__I__", "w__I__"),
@@ -152,12 +151,13 @@ def main() -> None:
             duration=args.warmup,
             max_seconds=args.warmup + 60,
         )
-        wait_done(server.url, warm["scheduled"], timeout=args.drain)
+        wait_done(server, warm["scheduled"], timeout=args.drain)
         names = {process_name(pid): pid for pid in emulators}
         load_before = os.getloadavg()[0]  # this VM is shared: what else was running
         cpu_before = {pid: cpu_seconds(pid) for pid in [server.pid, *emulators]}
         report = loadgen(
             url=server.url,
+            headers=server.headers,
             method="POST",
             path="/ingest",
             body=body,
@@ -167,7 +167,7 @@ def main() -> None:
         )
         n = report["scheduled"]
         started = time.monotonic()
-        items = wait_done(server.url, n + warm["scheduled"], timeout=args.drain)
+        items = wait_done(server, n + warm["scheduled"], timeout=args.drain)
         drained = time.monotonic() - started
         cpu = {
             name: round(cpu_seconds(pid) - cpu_before[pid], 1)

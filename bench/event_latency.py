@@ -31,6 +31,7 @@ def main() -> None:
         # warm-up with ids that are not counted (first requests pay imports, connection set-up)
         loadgen(
             url=server.url,
+            headers=server.headers,
             method="POST",
             path=EVENTS_PATH,
             body='{"topic":"probe","data":{"id":"w__I__","t0":__T__}}',
@@ -39,6 +40,7 @@ def main() -> None:
         )
         report = loadgen(
             url=server.url,
+            headers=server.headers,
             method="POST",
             path=EVENTS_PATH,
             body='{"topic":"probe","data":{"id":"__I__","t0":__T__}}',

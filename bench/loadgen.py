@@ -11,8 +11,9 @@ Closed loop (`--concurrency C --count N`): C workers each send the next request 
 one answered; for saturation throughput.
 
 Bodies may hold `__I__` (request index) and `__T__` (wall-clock time.time() at send), replaced
-per request. Only 127.0.0.1/localhost targets are accepted; every run is bounded by --count and
---max-seconds. Prints one JSON report line."""
+per request. `--header "name: value"` (repeatable) is sent on every request, e.g. the
+`Authorization` and `x-tenant-id` the platform requires. Only 127.0.0.1/localhost targets are
+accepted; every run is bounded by --count and --max-seconds. Prints one JSON report line."""
 
 from __future__ import annotations
 
@@ -157,6 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     head = (
         f"{args.method} {args.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in args.headers)
     )
     from_scheduled: list[float] = []
     from_sent: list[float] = []
@@ -265,12 +267,37 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def header(text: str) -> tuple[str, str]:
+    """`name: value` -> (name, value); a name of token characters, no line breaks anywhere."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if (
+        not sep
+        or not name
+        or any(c in text for c in "\r\n")
+        or not all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
+    ):
+        # the value is left out of the message: it may be a credential
+        shown = f" (name {name!r})" if sep else ""
+        raise argparse.ArgumentTypeError(f"expected 'name: value'{shown}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--method", default="GET")
     parser.add_argument("--path", default="/")
     parser.add_argument("--body", default="")
+    parser.add_argument(
+        "--header",
+        dest="headers",
+        type=header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header sent on every request (repeatable)",
+    )
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests/s")
     parser.add_argument("--duration", type=float, default=5.0, help="open loop: seconds")
     parser.add_argument("--concurrency", type=int, default=0, help="closed loop: workers")

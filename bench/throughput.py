@@ -35,6 +35,7 @@ def main() -> None:
         with RssSampler(server.pid) as rss:
             report = loadgen(
                 url=server.url,
+                headers=server.headers,
                 method="POST",
                 path="/ingest",
                 body='{"id":"__I__","t0":__T__}',
