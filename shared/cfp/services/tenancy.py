@@ -52,6 +52,9 @@ from cfp.services.audit import AuditLog
 ROLE_BINDINGS = "role_bindings"  # global: a principal's bindings in every tenant, one query
 
 
+LOOKUP_TTL = 1.0  # seconds another process's change to a tenant or project may go unseen
+
+
 class PreconditionFailed(CfpError):
     status, code = 412, "precondition_failed"
 
@@ -102,6 +105,7 @@ class Tenancy:
         self.region = region
         self.clock = clock
         self._status_listeners: list[Callable[[str, str], None]] = []
+        self._lookups: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     def on_status(self, listener: Callable[[str, str], None]) -> None:
         """Call `listener(tenant, status)` after this process changed a tenant's status."""
@@ -143,7 +147,7 @@ class Tenancy:
         action, kind, ident, scope = entry_args
         fields = sorted(k for k, v in changes.items() if current.get(k) != v)
         try:
-            await self.audit.commit(
+            await self._commit(
                 [CompareAndSet(path, current["version"], updated, field="version")],
                 [caller.entry(action, kind, ident, scope, details={"fields": fields})],
             )
@@ -153,15 +157,35 @@ class Tenancy:
 
     # -- tenants --------------------------------------------------------------------------
 
+    async def _commit(self, writes: list[Write], entries: list[Any]) -> list[Any]:
+        """Every change commits with its audit record, and is read back at once here."""
+        try:
+            return await self.audit.commit(writes, entries)
+        finally:
+            self._lookups.clear()
+
+    async def _read(self, path: str) -> dict[str, Any] | None:
+        """A directory document as of at most LOOKUP_TTL ago: every request reads the tenant and
+        its project, which change rarely; this process's own changes clear the cache at once,
+        another process's are seen within LOOKUP_TTL. (Role bindings are never cached: a change
+        applies to the very next request.)"""
+        now = time.monotonic()
+        hit = self._lookups.get(path)
+        if hit is not None and now - hit[0] < LOOKUP_TTL:
+            return hit[1]
+        doc = await self.documents.get(path)
+        self._lookups[path] = (now, doc)
+        return doc
+
     async def resolve_tenant(self, tenant: str) -> dict[str, Any]:
         """The tenant a tenant-scoped request names, checked for residency and status."""
-        entry = await self.documents.get(directory_path(tenant))
+        entry = await self._read(directory_path(tenant))
         if entry is not None and entry.get("region") != self.region:
             raise WrongRegion(
                 f"tenant {tenant} lives in region {entry['region']}, not {self.region}",
                 details={"region": entry["region"]},
             )
-        doc = await self.documents.get(tenant_path(tenant))
+        doc = await self._read(tenant_path(tenant))
         if doc is None or doc.get("status") == "deleted":
             raise NotFound(f"tenant {tenant!r} not found")
         return _stored(doc)
@@ -189,7 +213,7 @@ class Tenancy:
             CreateDoc(tenant_path(ident), tenant.model_dump()),
         ]
         try:
-            await self.audit.commit(
+            await self._commit(
                 writes,
                 [
                     caller.entry(
@@ -273,7 +297,7 @@ class Tenancy:
             updated_at=stamp,
             version=1,
         )
-        await self.audit.commit(
+        await self._commit(
             [CreateDoc(paths.team(ident), team.model_dump())],
             [caller.entry("team.create", "team", ident, f"tenant/{tenant}")],
         )
@@ -327,7 +351,7 @@ class Tenancy:
         return _stored(doc)
 
     async def project_team(self, tenant: str, project: str) -> str | None:
-        doc = await self.documents.get(TenantPaths(tenant).project(project))
+        doc = await self._read(TenantPaths(tenant).project(project))
         return None if doc is None else doc.get("team_id")
 
     async def create_project(self, caller: Caller, tenant: str, body: ProjectIn) -> Project:
@@ -351,7 +375,7 @@ class Tenancy:
             version=1,
         )
         try:
-            await self.audit.commit(
+            await self._commit(
                 [CreateDoc(TenantPaths(tenant).project(slug), project.model_dump())],
                 [
                     caller.entry(
@@ -427,7 +451,7 @@ class Tenancy:
         )
         env = Env(name=body.name, project=project, created_at=now_iso(self.clock))
         try:
-            await self.audit.commit(
+            await self._commit(
                 [CreateDoc(TenantPaths(tenant).env(project, body.name), env.model_dump())],
                 [
                     caller.entry(
@@ -489,7 +513,7 @@ class Tenancy:
             "created_by": caller.principal_id,
         }
         try:
-            await self.audit.commit(
+            await self._commit(
                 [CreateDoc(f"{ROLE_BINDINGS}/{ident}", record)],
                 [
                     caller.entry(
@@ -547,7 +571,7 @@ class Tenancy:
         decision = can_grant(caller.bindings, doc["role"], target, team=team)
         if not decision.allowed:
             raise Forbidden(decision.reason, details=decision.details())
-        await self.audit.commit(
+        await self._commit(
             [DeleteDoc(path)],
             [
                 caller.entry(
@@ -581,7 +605,7 @@ class Tenancy:
             "created_by": "system",
         }
         chain_scope = f"tenant/{target.tenant}" if target.tenant else "system"
-        await self.audit.commit(
+        await self._commit(
             [SetDoc(f"{ROLE_BINDINGS}/{ident}", record)],
             [
                 Caller.system().entry(
@@ -623,7 +647,7 @@ class Tenancy:
                     {"version": version, "graph": canonical, "created_at": stamp, "env": env},
                 ),
             ]
-            await self.audit.commit(
+            await self._commit(
                 writes,
                 [
                     caller.entry(
