@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,13 @@ from cfp.app import Platform, build
 from cfp.settings import Settings
 
 pytest_plugins = ["tests.emulators"]  # Google emulators, started only when a test asks
+
+
+def free_port() -> int:
+    """A port the kernel says is free on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:

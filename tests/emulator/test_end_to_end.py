@@ -27,7 +27,7 @@ from cfp.domain.documents import Filter
 from cfp.domain.naming import PubSubNames, subscription_specs
 from cfp.domain.paths import Scope
 
-from tests.conftest import write_project
+from tests.conftest import free_port, write_project
 
 pytestmark = pytest.mark.emulator
 
@@ -108,12 +108,6 @@ class Deployment:
 
     def log_text(self) -> str:
         return "\n".join(f"--- {n}\n{p.read_text()[-3000:]}" for n, p in self.logs.items())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -192,6 +192,17 @@ class IdentityService:
         except Conflict:
             raise _Stale() from None
 
+    def _limit_both(self, action: str, account: str, client: Client | None) -> None:
+        """Count one attempt of `action` against the account and the client's address."""
+        limit = getattr(self.limits, action)
+        self.limiter.hit(
+            action,
+            [
+                ("account", account, limit.per_account),
+                ("address", client and client.address, limit.per_address),
+            ],
+        )
+
     async def _record(self, event: AuthEvent) -> None:
         """Record an event that changes nothing else (a failed sign-in)."""
         if self.audit is not None:
@@ -357,14 +368,7 @@ class IdentityService:
         wrong password and a disabled account give the same Unauthorized
         (code invalid_credentials) after the same Argon2 work."""
         address = normalize_email(email)
-        limit = self.limits.signin
-        self.limiter.hit(
-            "signin",
-            [
-                ("account", address, limit.per_account),
-                ("address", client and client.address, limit.per_address),
-            ],
-        )
+        self._limit_both("signin", address, client)
         doc = await self._principal_by_email(address) if valid_email(address) else None
         password = _password_input(password)
         stored = doc.get("password_hash") if doc else None
@@ -750,14 +754,7 @@ class IdentityService:
         the authentication methods of the caller's session). Unauthorized
         (invalid_credentials) if the current password is wrong."""
         doc = await self._require(principal_id)
-        limit = self.limits.signin
-        self.limiter.hit(
-            "signin",
-            [
-                ("account", doc["email"] or doc["id"], limit.per_account),
-                ("address", client and client.address, limit.per_address),
-            ],
-        )
+        self._limit_both("signin", doc["email"] or doc["id"], client)
         if not await self.passwords.verify(doc["password_hash"], _password_input(current_password)):
             await self._record(
                 self._event(
@@ -789,14 +786,7 @@ class IdentityService:
         """Mail a one-time reset link (valid RESET_TOKEN_TTL) if an active user has this email;
         the same answer, None, either way."""
         address = normalize_email(email)
-        limit = self.limits.forgot
-        self.limiter.hit(
-            "forgot",
-            [
-                ("account", address, limit.per_account),
-                ("address", client and client.address, limit.per_address),
-            ],
-        )
+        self._limit_both("forgot", address, client)
         doc = await self._principal_by_email(address) if valid_email(address) else None
         if doc is None or doc["status"] != "active" or doc["kind"] != "user":
             reason = "unknown_account" if doc is None else "inactive"
