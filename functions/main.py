@@ -441,6 +441,32 @@ def step_cron(request: flask.Request) -> flask.Response:
     return _json_response(body, 200, _id_headers(origin))
 
 
+@_declare("http")
+def audit_checkpoints(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler's tick for the audit checkpoints (every minute; Cloud Run's invoker
+    check admits only the scheduler's service account): sign, store and anchor a checkpoint of
+    every chain with records since its last one. Idempotent: a repeated tick makes nothing."""
+    from cfp.errors import CfpError
+
+    origin = _origin(request.headers)
+    try:
+        made = _run(_checkpoint_all())
+    except Exception as exc:
+        if not isinstance(exc, CfpError):
+            _log_unexpected(exc)
+        return _failure(exc, origin)
+    body = {"checkpoints": [{"chain": c.chain, "size": c.size, "root": c.root} for c in made]}
+    return _json_response(body, 200, _id_headers(origin))
+
+
+async def _checkpoint_all() -> list[Any]:
+    from cfp.app import open_control
+    from cfp.settings import Settings
+
+    async with open_control(Settings.load()) as control:
+        return await control.checkpoints.checkpoint_all()
+
+
 # -- Pub/Sub and cron details ---------------------------------------------------------------------
 
 

@@ -101,3 +101,20 @@ def test_cfp_start_on_gcp_without_credentials_says_how_to_get_them(
     assert result.exit_code == 1
     assert "no Google credentials" in result.output
     assert "gcloud auth application-default login" in result.output
+
+
+def test_audit_anchors_live_beside_the_data_dir_and_never_inside_it(tmp_path: Path) -> None:
+    settings = Settings.load({}, data_dir=tmp_path / "data")
+    assert settings.anchor_dir == tmp_path / "data-audit-anchors"
+    chosen = Settings.load({"CFP_AUDIT_ANCHOR_DIR": str(tmp_path / "elsewhere")})
+    assert chosen.anchor_dir == tmp_path / "elsewhere"
+    with pytest.raises(SettingsError, match="CFP_AUDIT_ANCHOR_DIR"):
+        Settings.load(
+            {"CFP_AUDIT_ANCHOR_DIR": str(tmp_path / "data" / "anchors")}, data_dir=tmp_path / "data"
+        )
+    with pytest.raises(SettingsError, match="CFP_AUDIT_ANCHOR_BUCKET"):
+        Settings.load({"CFP_AUDIT_ANCHOR_BUCKET": "anchors-bucket"})  # a Google setting
+    with pytest.raises(SettingsError, match="CFP_TSA_URL"):
+        Settings.load({"CFP_TSA_URL": "ftp://tsa.example"})
+    with pytest.raises(SettingsError, match="CFP_AUDIT_CHECKPOINT_RECORDS"):
+        Settings.load({"CFP_AUDIT_CHECKPOINT_RECORDS": "0"})

@@ -32,6 +32,7 @@ from cfp.ports import (
     Provisioner,
     TaskQueue,
 )
+from cfp.services.checkpoints import AnchorSink, TimestampClient
 from cfp.services.control import ControlPlane
 from cfp.services.identity import OWASP, TEST
 from cfp.services.loader import Project, load_project
@@ -70,6 +71,7 @@ class Platform:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _watcher: asyncio.Task[None] | None = None
+    _checkpointing: asyncio.Task[None] | None = None
 
     @property
     def credentials_path(self) -> Path:
@@ -127,6 +129,9 @@ class Platform:
             self.control.tenancy.on_status(self._tenant_status)
             await self._check_tenant()
             self._watcher = asyncio.create_task(self._watch_tenant(), name="cfp-tenant-status")
+            self._checkpointing = asyncio.create_task(
+                self.control.checkpoints.run(), name="cfp-audit-checkpoints"
+            )
 
     def _tenant_status(self, tenant: str, status: str) -> None:
         if tenant == self.scope.tenant:
@@ -171,10 +176,12 @@ class Platform:
         )
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._checkpointing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.control.checkpoints.close()
         await self.runtime.stop()
         await self.queue.close()
         for close in reversed(self.closers):
@@ -191,6 +198,7 @@ class _Backend:
     keys: KeyService
     tasks: TaskQueue | None
     provisioner: Provisioner
+    anchors: AnchorSink
     db: Database | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -208,6 +216,9 @@ def _local_backend(settings: Settings) -> _Backend:
         keys=LocalKeyring(Path(settings.data_dir) / "keyring.json"),
         tasks=tasks,
         provisioner=InProcessProvisioner(),
+        anchors=AnchorSink(
+            FileBlobStore(settings.anchor_dir), location=settings.anchor_dir.resolve().as_uri()
+        ),
         db=db,
         closers=[tasks.close],
     )
@@ -251,6 +262,10 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
     blobs = GcsBlobStore(
         settings.bucket_name, project=project, endpoint=settings.storage_emulator_host
     )
+    # Checkpoint anchors: another bucket, retention-locked by Terraform (docs/audit.md).
+    anchor_blobs = GcsBlobStore(
+        settings.anchor_bucket, project=project, endpoint=settings.storage_emulator_host
+    )
     clients = PubSubClients(project, emulator_host=settings.pubsub_emulator_host)
     queue = PubSubEventQueue(
         documents=documents,
@@ -287,10 +302,14 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
         keys=keys,
         tasks=tasks,
         provisioner=PubSubProvisioner(PubSubAdmin(clients)),
+        anchors=AnchorSink(anchor_blobs, location=f"gs://{settings.anchor_bucket}"),
         closers=[documents.close, *([tasks.close] if tasks is not None else [])],
-        # the emulators start empty; in Google Cloud, Terraform creates the bucket
+        # the emulators start empty; in Google Cloud, Terraform creates the buckets
         openers=(
-            [lambda: blobs.ensure_bucket(location=settings.google_region)]
+            [
+                lambda: blobs.ensure_bucket(location=settings.google_region),
+                lambda: anchor_blobs.ensure_bucket(location=settings.google_region),
+            ]
             if settings.backend == "emulators"
             else []
         ),
@@ -306,7 +325,23 @@ def _control_plane(settings: Settings, backend: _Backend) -> ControlPlane:
         public_url=f"http://{settings.host}:{settings.port}",
         password_profile=TEST if settings.password_profile == "test" else OWASP,
         verifier=_identity_verifier(settings, backend),
+        anchors=backend.anchors,
+        artifacts=backend.blobs,
+        tsa=_timestamp_authority(settings, backend),
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+        checkpoint_records=settings.audit_checkpoint_records,
     )
+
+
+def _timestamp_authority(settings: Settings, backend: _Backend) -> TimestampClient | None:
+    """RFC 3161 timestamps of the checkpoints, when CFP_TSA_URL names an authority."""
+    if settings.tsa_url is None:
+        return None
+    from cfp.adapters.tsa import TimestampAuthority
+
+    authority = TimestampAuthority(settings.tsa_url)
+    backend.closers.append(authority.close)
+    return authority
 
 
 def _identity_verifier(settings: Settings, backend: _Backend) -> IdentityVerifier | None:

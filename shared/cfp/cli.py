@@ -1,4 +1,4 @@
-"""The `cfp` command: create, install, dev, start, build, emit, flows, generate."""
+"""The `cfp` command: create, install, dev, start, build, emit, flows, generate, admin, audit."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ generate = typer.Typer(help="Generate documents from a project.", no_args_is_hel
 app.add_typer(generate, name="generate")
 admin = typer.Typer(help="Offline administration of a data dir or backend.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+audit = typer.Typer(help="Verify audit evidence offline.", no_args_is_help=True)
+app.add_typer(audit, name="audit")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -465,6 +467,83 @@ def generate_rbac(output: Annotated[Path | None, typer.Option("--out")] = None) 
         out.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+@audit.command("verify")
+def audit_verify(
+    bundle: Annotated[Path, typer.Argument(help="An export bundle (POST /v1/audit/export).")],
+    keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--key",
+            help="Trust only this checkpoint key: a keys.json, or one key's JSON as the anchor "
+            "sink publishes it (keys/*.json). Repeatable. Default: the bundle's own keys.json.",
+        ),
+    ] = None,
+) -> None:
+    """Verify an audit bundle offline: chain, Merkle roots, checkpoint signatures, consistency
+    between checkpoints, anchors and timestamps. Exits 1 naming the first problem."""
+    import zipfile
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cfp.domain.bundles import keys_from_json, verify_bundle
+
+    trusted = None
+    if keys:
+        trusted = []
+        for path in keys:
+            try:
+                raw = json.loads(path.read_text())
+                entries = raw if isinstance(raw, list) else [raw]
+                trusted += keys_from_json(json.dumps(entries).encode())
+            except (OSError, ValueError) as exc:
+                fail(f"--key {path}: {exc}", code=2)
+    try:
+        archive = zipfile.ZipFile(bundle)
+    except (OSError, zipfile.BadZipFile) as exc:
+        fail(f"{bundle}: not a readable zip bundle ({exc})", code=2)
+    with archive, Progress(
+        TextColumn("verifying records"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("records", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        verdict = verify_bundle(_ZipBundle(archive), trusted=trusted, progress=progress)
+    for warning in verdict.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not verdict.ok:
+        where = f"seq {verdict.first_bad_seq}: " if verdict.first_bad_seq is not None else ""
+        fail(f"{bundle}: {where}{verdict.reason} ({verdict.checked} records held before it)")
+    out.print(
+        f"ok: {verdict.checked} records, {verdict.checkpoints} signed checkpoints, "
+        f"{verdict.anchors} anchors, {verdict.timestamps} timestamps verified",
+        highlight=False,
+    )
+
+
+class _ZipBundle:
+    """A bundle read from its zip file."""
+
+    def __init__(self, archive: Any) -> None:
+        self.archive = archive
+
+    def names(self) -> list[str]:
+        return list(self.archive.namelist())
+
+    def read(self, name: str) -> bytes:
+        return bytes(self.archive.read(name))
+
+    def lines(self, name: str) -> Any:
+        with self.archive.open(name) as stream:
+            yield from stream
 
 
 @app.command()

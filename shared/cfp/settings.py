@@ -40,6 +40,11 @@ ENV_NAMES: dict[str, str] = {
     "password_profile": "CFP_PASSWORD_PROFILE",
     "bootstrap_admin_email": "CFP_BOOTSTRAP_ADMIN_EMAIL",
     "bootstrap_admin_password": "CFP_BOOTSTRAP_ADMIN_PASSWORD",
+    "audit_anchor_dir": "CFP_AUDIT_ANCHOR_DIR",
+    "audit_anchor_bucket": "CFP_AUDIT_ANCHOR_BUCKET",
+    "tsa_url": "CFP_TSA_URL",
+    "audit_checkpoint_seconds": "CFP_AUDIT_CHECKPOINT_SECONDS",
+    "audit_checkpoint_records": "CFP_AUDIT_CHECKPOINT_RECORDS",
     # where the Google clients find the emulators (the names the Google libraries use)
     "firestore_emulator_host": "FIRESTORE_EMULATOR_HOST",
     "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
@@ -50,7 +55,13 @@ ENV_NAMES: dict[str, str] = {
 
 # Google-only settings: refused with the local backend. CFP_REGION is not among them: every
 # deployment, the embedded one included, has a region for tenant residency (default "local").
-GOOGLE_SETTINGS = ("gcp_project", "firestore_database", "bucket", "kms_keyring")
+GOOGLE_SETTINGS = (
+    "gcp_project",
+    "firestore_database",
+    "bucket",
+    "kms_keyring",
+    "audit_anchor_bucket",
+)
 EMULATOR_PROJECT = "cfp-local"
 EMULATOR_REGION = "us-central1"
 EMULATOR_BUCKET = "cfp-local"
@@ -96,6 +107,16 @@ class Settings(BaseModel):
     password_profile: Literal["owasp", "test"] = "owasp"
     bootstrap_admin_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     bootstrap_admin_password: str | None = Field(default=None, repr=False)
+    # Audit checkpoints: where they are anchored outside the platform's store (a directory
+    # locally, default beside the data dir; a retention-locked bucket on Google Cloud), an
+    # RFC 3161 Time-Stamp Authority, and how often they are made.
+    audit_anchor_dir: Path | None = None
+    audit_anchor_bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$"
+    )
+    tsa_url: str | None = Field(default=None, pattern=r"^https?://")
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    audit_checkpoint_records: int = Field(default=1000, ge=1)
     firestore_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
     storage_emulator_host: str | None = None
@@ -149,6 +170,33 @@ class Settings(BaseModel):
                     details={"settings": emulated},
                 )
         return self
+
+    @model_validator(mode="after")
+    def _anchors_outside_the_data_dir(self) -> Settings:
+        if self.audit_anchor_dir is not None:
+            anchors = Path(self.audit_anchor_dir).resolve()
+            data = Path(self.data_dir).resolve()
+            if anchors == data or anchors.is_relative_to(data):
+                raise SettingsError(
+                    f"CFP_AUDIT_ANCHOR_DIR ({anchors}) is inside the data dir ({data}): anchors "
+                    "must live outside the store they vouch for",
+                    details={"settings": ["CFP_AUDIT_ANCHOR_DIR"]},
+                )
+        return self
+
+    @property
+    def anchor_dir(self) -> Path:
+        """Where local checkpoints are anchored: CFP_AUDIT_ANCHOR_DIR, else the directory
+        `<data dir>-audit-anchors` beside the data dir."""
+        if self.audit_anchor_dir is not None:
+            return Path(self.audit_anchor_dir)
+        data = Path(self.data_dir).resolve()
+        return data.parent / f"{data.name}-audit-anchors"
+
+    @property
+    def anchor_bucket(self) -> str:
+        """The retention-locked bucket of the checkpoints' anchors on Google Cloud."""
+        return self.audit_anchor_bucket or f"{self.bucket_name}-audit-anchors"[:63]
 
     @property
     def google_project(self) -> str:

@@ -466,6 +466,7 @@ MAKE: dict[str, Callable[[Maker, dict[str, str]], str]] = {
         "id"
     ],
     "keys": _key,
+    "exports": lambda m, v: m.post("/v1/audit/export")["id"],
 }
 
 

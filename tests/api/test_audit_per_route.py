@@ -141,6 +141,7 @@ REQUESTS: dict[str, Callable[[Ctx, dict[str, str]], Request]] = {
     "putSettings": lambda ctx, v: Request({"validation_mode": "strict"}, _in_served(ctx)),
     "replayDeadLetter": lambda ctx, v: Request(None, _in_served(ctx)),
     "provisionSubscriptions": lambda ctx, v: Request(None, _in_served(ctx)),
+    "verifyAuditChain": lambda ctx, v: Request({}),
 }
 
 
@@ -158,15 +159,14 @@ BEFORE: dict[str, Callable[[Ctx, dict[str, str]], None]] = {
 CHAIN = {"acceptInvite": f"tenant/{TENANT}"}
 
 # Changes that append no record, by operation, with why (TDD: "control-plane mutations, sign-ins,
-# MFA and key changes, role and binding changes, dead-letter replays"): changes that are not
-# privileged actions (confirming a TOTP enrolment is recorded as `auth.mfa.enable`), and the
-# runtime's settings and provisioning, which do not record one yet.
+# MFA and key changes, role and binding changes, dead-letter replays", and since the audit issue
+# settings, deployments and exports): changes that are not privileged actions (confirming a TOTP
+# enrolment is recorded as `auth.mfa.enable`), and POSTs that change nothing.
 NOT_RECORDED = {
     "refresh": "rotates the caller's own refresh token",
     "startTotp": "changes no factor until it is confirmed",
     "postEvent": "runtime event ingest is not a privileged action",
-    "putSettings": "recorded by the audit issue's coverage growth",
-    "provisionSubscriptions": "recorded by the audit issue's coverage growth",
+    "verifyAuditChain": "verification reads the chain; it changes nothing",
 }
 
 # Operations that act on the caller itself: there is nobody else to refuse them to.

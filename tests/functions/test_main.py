@@ -633,3 +633,46 @@ def test_functions_framework_cli_serves_a_scaffolded_project(tmp_path):
         db.close()
     assert doc == {"value": {"message": "Hello, Ada!"}}
     assert count == {"value": 1}  # the same message twice counts once
+
+
+# -- audit_checkpoints ----------------------------------------------------------------------
+
+
+def test_audit_checkpoints_signs_and_anchors_every_chain_with_new_records(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cfp.domain.audit import Actor, AuditEntry, Target
+    from cfp.services.audit import AuditLog
+
+    anchors = tmp_path / "anchors"
+    monkeypatch.setenv("CFP_AUDIT_ANCHOR_DIR", str(anchors))
+
+    async def record(count: int) -> None:
+        documents = SqliteDocumentStore(Database(tmp_path / "data" / "cfp.db"))
+        log = AuditLog(documents)
+        for index in range(count):
+            entry = AuditEntry(
+                actor=Actor(id="u_ada", kind="user"),
+                action="team.create",
+                target=Target(type="team", id=f"t{index}"),
+                scope="system",
+            )
+            await log.append([entry])
+        await documents.close()
+
+    asyncio.run(record(3))
+    fn = Function("audit_checkpoints", "http")
+    try:
+        first = fn.client.post("/")
+        assert first.status_code == 200, first.get_data(as_text=True)
+        [made] = first.get_json()["checkpoints"]
+        assert made["chain"] == "system" and made["size"] == 3
+        note = (anchors / "system" / f"{3:020d}.note").read_text()
+        assert note.startswith("coditect.cfp/local/system\n3\n")
+        again = fn.client.post("/")
+        assert again.status_code == 200 and again.get_json() == {"checkpoints": []}
+        asyncio.run(record(2))
+        grown = fn.client.post("/").get_json()["checkpoints"]
+        assert [(c["chain"], c["size"]) for c in grown] == [("system", 5)]
+    finally:
+        fn.module.reset()

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from cfp.api import control_routes as cp
 from cfp.api import runtime_routes as rt
 from cfp.api import subscription_routes as subs
+from cfp.api.audit_routes import AUDIT_OPERATIONS
 from cfp.api.auth_routes import AUTH_OPERATIONS
 from cfp.api.errors import HANDLERS
 from cfp.api.member_routes import MEMBER_OPERATIONS
@@ -124,7 +125,10 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route(f"{R}/settings", rt.get_settings, methods=["GET"]),
         Route(f"{R}/settings", rt.put_settings, methods=["PUT"]),
         WebSocketRoute(f"{R}/ws", stream_socket),
-        *[op.route() for op in [*AUTH_OPERATIONS, *cp.OPERATIONS, *MEMBER_OPERATIONS]],
+        *[
+            op.route()
+            for op in [*AUTH_OPERATIONS, *cp.OPERATIONS, *MEMBER_OPERATIONS, *AUDIT_OPERATIONS]
+        ],
     ]
     for step in platform.project.api_steps:
         if step.route is not None:

@@ -80,6 +80,10 @@ class AuditRecordOut(BaseModel):
     user_agent: str | None = None
     details: dict[str, Any] | None = None
     payload_hash: str | None = None
+    payload_ref: str | None = None
+    id: str | None = None
+    created_at: str | None = None
+    leaf_hash: str | None = None
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -297,6 +301,7 @@ async def list_audit_records(request: Request) -> JSONResponse:
 
 
 async def get_openapi(request: Request) -> JSONResponse:
+    from cfp.api.audit_routes import AUDIT_OPERATIONS
     from cfp.api.auth_routes import AUTH_OPERATIONS
     from cfp.api.member_routes import MEMBER_OPERATIONS
     from cfp.api.runtime_ops import RUNTIME_OPERATIONS
@@ -308,6 +313,7 @@ async def get_openapi(request: Request) -> JSONResponse:
             *PROJECTS_OPERATIONS,
             *MEMBER_OPERATIONS,
             *RUNTIME_OPERATIONS,
+            *AUDIT_OPERATIONS,
         ],
         title="CFP",
         version="1",

@@ -371,5 +371,15 @@ async def get_settings(request: Request) -> JSONResponse:
 async def put_settings(request: Request) -> JSONResponse:
     p = await authorized(request, "project.manage")
     body: SettingsIn = await read_json(request, SettingsIn)
-    await p.runtime.set_validation_mode(body.validation_mode)
+    scope = p.scope
+    entry = request.state.caller.entry(
+        "env.settings.update",
+        "env",
+        f"{scope.project}/{scope.env}",
+        f"tenant/{scope.tenant}/project/{scope.project}",
+        details={"validation_mode": body.validation_mode, "previous": p.runtime.validation_mode},
+    )
+    await p.runtime.set_validation_mode(
+        body.validation_mode, commit=lambda writes: p.control.audit.commit(writes, [entry])
+    )
     return JSONResponse({"validation_mode": p.runtime.validation_mode})

@@ -37,4 +37,18 @@ async def provision_subscriptions(request: Request) -> JSONResponse:
     if hasattr(p.queue, "mark_provisioned"):
         p.queue.mark_provisioned([r["name"] for r in records if r["state"] == "active"])
     items = [{"project": p.scope.project, "env": p.scope.env, **r} for r in records]
+    # Provisioning is a deployment: recorded right after it (it is not the store's transaction).
+    scope = p.scope
+    await p.control.audit.append(
+        [
+            request.state.caller.entry(
+                "deployment.provision",
+                "env",
+                f"{scope.project}/{scope.env}",
+                f"tenant/{scope.tenant}/project/{scope.project}",
+                outcome="failure" if failed else "success",
+                details={"subscriptions": len(records), "failed": len(failed)},
+            )
+        ]
+    )
     return JSONResponse({"items": items, "failed": len(failed)}, status_code=200)

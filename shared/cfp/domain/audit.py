@@ -101,6 +101,14 @@ class ChainPaths:
     def head(self) -> str:
         return f"{self.root}/audit_head/head"
 
+    @property
+    def checkpoints(self) -> str:
+        return f"{self.root}/audit_checkpoints"
+
+    def checkpoint(self, size: int) -> str:
+        """The checkpoint of tree size `size` (ids sort as sizes do)."""
+        return f"{self.checkpoints}/{block_id(size)}"
+
 
 def chain_paths(chain: str) -> ChainPaths:
     """Where `chain` is stored; BadRequest for a name that is no chain."""
@@ -117,6 +125,24 @@ def chain_paths(chain: str) -> ChainPaths:
 def block_id(seq: int) -> str:
     """The document id of record `seq`: ids sort as seqs do."""
     return f"{seq:020d}"
+
+
+CHECKPOINT_KEY = "audit-checkpoints"  # the KeyService signing key of every chain's checkpoints
+
+
+def checkpoint_origin(region: str, chain: str) -> str:
+    """The signed-note origin of `chain`'s checkpoints: one log per chain and region."""
+    return f"coditect.cfp/{region}/{chain}"
+
+
+def checkpoint_key_name(region: str) -> str:
+    """The signed-note key name of a region's checkpoint signing key."""
+    return f"coditect.cfp/{region}/audit"
+
+
+def anchor_name(chain: str, size: int, suffix: str) -> str:
+    """Where the anchor sink keeps a chain's checkpoint of `size` (`note`, `tsr`)."""
+    return f"{chain}/{block_id(size)}.{suffix}"
 
 
 # -- time ------------------------------------------------------------------------------------
@@ -171,12 +197,19 @@ class _RecordFields(_Strict):
     user_agent: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     payload_hash: str | None = Field(default=None, pattern=HEX_HASH)
+    payload_ref: str | None = Field(default=None, min_length=1, max_length=1024)
 
     @field_validator("scope")
     @classmethod
     def _scope_names_a_chain(cls, scope: str) -> str:
         chain_of_scope(scope)
         return scope
+
+    @model_validator(mode="after")
+    def _a_reference_has_its_hash(self) -> _RecordFields:
+        if self.payload_ref is not None and self.payload_hash is None:
+            raise ValueError("payload_ref needs the payload_hash of the bytes it names")
+        return self
 
     @field_validator("details")
     @classmethod
@@ -275,6 +308,14 @@ def payload_hash(data: bytes) -> str:
 HASH_FIELDS = ("hash", "prev_hash")
 # Copies of nested record fields at the top level, where document queries can filter on them.
 INDEX_FIELDS = ("actor_id", "target_type", "target_id")
+# The TDD's `audit_blocks` columns that are derived from the record, stored for readers and for
+# proofs (`leaf_hash`: the RFC 6962 leaf of Merkle index `seq`). Blocks written before these
+# existed lack them; where present they must match.
+DERIVED_FIELDS = ("id", "created_at", "leaf_hash")
+
+
+def _derived(record: AuditRecord, leaf: bytes) -> dict[str, str]:
+    return {"id": block_id(record.seq), "created_at": record.time, "leaf_hash": leaf.hex()}
 
 
 def _index(record: AuditRecord) -> dict[str, str]:
@@ -315,13 +356,21 @@ class ChainHead:
 def block_document(record: AuditRecord, previous: bytes) -> tuple[dict[str, Any], ChainHead]:
     """The stored form of `record` after a record whose chain hash is `previous`: the record's
     fields, `hash`, `prev_hash` (hex) and the index fields; with the chain's new head."""
-    digest = chain_hash(previous, leaf_hash(canonical_bytes(record))).hex()
-    document = {**record.fields(), "hash": digest, "prev_hash": previous.hex(), **_index(record)}
+    leaf = leaf_hash(canonical_bytes(record))
+    digest = chain_hash(previous, leaf).hex()
+    document = {
+        **record.fields(),
+        "hash": digest,
+        "prev_hash": previous.hex(),
+        **_derived(record, leaf),
+        **_index(record),
+    }
     return document, ChainHead(record.seq, digest, record.time)
 
 
 def public_record(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored block as readers see it: the record's fields with `hash` and `prev_hash`."""
+    """A stored block as readers see it: the record's fields with `hash`, `prev_hash` and the
+    derived `id`, `created_at` and `leaf_hash`."""
     return {k: v for k, v in document.items() if k not in INDEX_FIELDS and k != "_id"}
 
 
@@ -354,6 +403,7 @@ class ChainVerifier:
     def __init__(self, chain: str, *, start: ChainHead | None = None) -> None:
         self.chain = chain
         self.last = start
+        self.last_leaf: bytes | None = None  # the leaf hash of the last block that held
         self.checked = 0
         self.problem: _Bad | None = None
 
@@ -415,6 +465,7 @@ class ChainVerifier:
             raise _Bad(expected, f"record {expected} holds seq {seq!r}")
         hashes = {name: stored.pop(name, None) for name in HASH_FIELDS}
         index = {name: stored.pop(name, None) for name in INDEX_FIELDS}
+        derived = {name: stored.pop(name) for name in DERIVED_FIELDS if name in stored}
         try:
             record = AuditRecord.model_validate(stored)
         except ValidationError as exc:
@@ -431,9 +482,15 @@ class ChainVerifier:
             raise _Bad(expected, "prev_hash is not the previous record's hash")
         if self.last is not None and record.time < self.last.time:
             raise _Bad(expected, "the record's time is before the previous record's")
-        digest = chain_hash(previous, leaf_hash(canonical_bytes(record))).hex()
+        leaf = leaf_hash(canonical_bytes(record))
+        digest = chain_hash(previous, leaf).hex()
         if hashes["hash"] != digest:
             raise _Bad(expected, "the record's hash does not match its contents")
+        expected_derived = _derived(record, leaf)
+        for name, value in derived.items():
+            if value != expected_derived[name]:
+                raise _Bad(expected, f"the block's {name} does not match its record")
+        self.last_leaf = leaf
         return ChainHead(record.seq, digest, record.time)
 
 

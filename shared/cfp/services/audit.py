@@ -52,7 +52,7 @@ BACKOFF_BASE = 0.005  # full-jitter exponential backoff between them, so that tw
 BACKOFF_MAX = 0.25  # that keep meeting at the head fall out of step
 MAX_PAGE = 500
 VERIFY_PAGE = 500
-_AUDIT_COLLECTIONS = frozenset({"audit_blocks", "audit_head"})
+_AUDIT_COLLECTIONS = frozenset({"audit_blocks", "audit_head", "audit_checkpoints"})
 
 TimeBound = float | datetime | str
 
@@ -83,6 +83,12 @@ class AuditLog:
         self.clock = clock
         self.attempts = attempts
         self._turns: dict[str, asyncio.Lock] = {}
+        self._listeners: list[Callable[[str, int], None]] = []
+
+    def on_append(self, listener: Callable[[str, int], None]) -> None:
+        """Call `listener(chain, last seq)` after each commit that appended to `chain` (the
+        checkpointer counts records with it)."""
+        self._listeners.append(listener)
 
     async def commit(self, writes: Sequence[Write], entries: Sequence[AuditEntry]) -> list[Any]:
         """Apply `writes` and append a record per entry in one transaction; returns the results
@@ -218,11 +224,20 @@ class AuditLog:
                         raise
                     moved = exc
                     continue
+                self._appended(records)
                 return results[: len(writes)], records
         raise Unavailable(
             "the audit chain kept moving under concurrent appends; try again",
             details={"chains": sorted(chains), "attempts": self.attempts},
         ) from moved
+
+    def _appended(self, records: list[AuditRecord]) -> None:
+        last: dict[str, int] = {}
+        for record in records:
+            last[record.chain] = max(record.seq, last.get(record.chain, -1))
+        for listener in self._listeners:
+            for chain, seq in last.items():
+                listener(chain, seq)
 
     async def _head_moved(
         self,

@@ -19,8 +19,17 @@ from cfp.domain.identity import AuthEvent, InviteAccepted
 from cfp.domain.rbac import AccessScope, Binding
 from cfp.domain.tenancy import EnvIn, ProjectIn, TenantIn, TenantPaths, directory_path
 from cfp.errors import Forbidden, NotFound, Unauthorized
-from cfp.ports import DocumentStore, IdentityVerifier, KeyService, Mailer
+from cfp.ports import BlobStore, DocumentStore, IdentityVerifier, KeyService, Mailer
 from cfp.services.audit import AuditLog
+from cfp.services.audit_proofs import AuditProofs
+from cfp.services.checkpoints import (
+    DEFAULT_EVERY,
+    DEFAULT_INTERVAL,
+    AnchorSink,
+    Checkpointer,
+    MemoryAnchors,
+    TimestampClient,
+)
 from cfp.services.idempotency import Idempotency
 from cfp.services.identity import OWASP, IdentityService, PasswordProfile
 from cfp.services.identity.external import ExternalIdentities
@@ -61,9 +70,28 @@ class ControlPlane:
         password_profile: PasswordProfile = OWASP,
         verifier: IdentityVerifier | None = None,
         clock: Callable[[], float] = time.time,
+        anchors: AnchorSink | None = None,
+        artifacts: BlobStore | None = None,
+        tsa: TimestampClient | None = None,
+        checkpoint_seconds: float = DEFAULT_INTERVAL,
+        checkpoint_records: int = DEFAULT_EVERY,
     ) -> None:
         self.documents = documents
         self.audit = AuditLog(documents, clock=clock)
+        # Signed checkpoints anchored outside the store (in memory when no sink is given:
+        # tests and tools that make no checkpoint), proofs and exports.
+        self.checkpoints = Checkpointer(
+            documents,
+            self.audit,
+            keys,
+            anchors or AnchorSink(MemoryAnchors(), location="memory:"),
+            region=region,
+            tsa=tsa,
+            interval=checkpoint_seconds,
+            every=checkpoint_records,
+            clock=clock,
+        )
+        self.proofs = AuditProofs(documents, self.audit, self.checkpoints, artifacts, clock=clock)
         self.tenancy = Tenancy(documents, self.audit, keys, region=region, clock=clock)
         self.identity = IdentityService(
             documents,

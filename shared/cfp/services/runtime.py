@@ -163,14 +163,19 @@ class Runtime:
         if stored and stored.get("validation_mode") in VALIDATION_MODES:
             self.validation_mode = stored["validation_mode"]
 
-    async def set_validation_mode(self, mode: str) -> None:
-        """Switch strict/permissive for this project environment, persisted, without restart."""
+    async def set_validation_mode(
+        self, mode: str, *, commit: Callable[[list[Write]], Awaitable[Any]] | None = None
+    ) -> None:
+        """Switch strict/permissive for this project environment, persisted, without restart.
+        `commit` applies the write instead of the store (the control plane's audit log, so the
+        change and its record commit together)."""
         if mode not in VALIDATION_MODES:
             raise BadRequest(
                 f"validation_mode must be one of {list(VALIDATION_MODES)}, got {mode!r}",
                 details={"field": "validation_mode"},
             )
-        await self.documents.apply([SetDoc(self.scope.settings(), {"validation_mode": mode})])
+        writes: list[Write] = [SetDoc(self.scope.settings(), {"validation_mode": mode})]
+        await (commit or self.documents.apply)(writes)
         self.validation_mode = mode  # type: ignore[assignment]
         self.logbook.log("info", f"validation mode is now {mode}")
 

@@ -1,0 +1,446 @@
+"""What an auditor asks of a chain: verification against its signed and anchored checkpoints,
+RFC 6962 inclusion and consistency proofs, and the offline-verifiable export bundle
+(`cfp.domain.bundles`).
+
+Proofs need every leaf hash up to the tree size asked about. They are read once from the
+blocks (each checked against the hash chain on the way) and kept per chain in this process:
+the chain only grows, so later reads add the new records alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import secrets
+import time
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+
+from cfp.domain.audit import (
+    DERIVED_FIELDS,
+    HASH_FIELDS,
+    INDEX_FIELDS,
+    ZERO_HASH,
+    AuditEntry,
+    ChainHead,
+    ChainVerifier,
+    chain_paths,
+    record_time,
+)
+from cfp.domain.bundles import (
+    FORMAT,
+    KEYS,
+    MANIFEST,
+    RECORDS,
+    anchor_file,
+    checkpoint_file,
+    record_line,
+)
+from cfp.domain.documents import CreateDoc, Filter
+from cfp.domain.merkle import CompactRange, MerkleTree
+from cfp.domain.notes import Checkpoint, NoteError, parse_signed_note, verify_checkpoint
+from cfp.errors import BadRequest, NotFound
+from cfp.ports import BlobStore, DocumentStore, PublicKey
+from cfp.services.audit import AuditLog, ChainDamaged
+from cfp.services.checkpoints import Checkpointer, StoredCheckpoint
+
+READ_PAGE = 500
+
+
+@dataclass
+class _Leaves:
+    tree: MerkleTree = field(default_factory=MerkleTree)
+    head: ChainHead | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """An export bundle stored as an artifact."""
+
+    id: str
+    chain: str
+    key: str  # the blob key of the zip
+    size: int
+    sha256: str
+    records: int
+    checkpoints: int
+    created_at: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "chain": self.chain,
+            "size": self.size,
+            "sha256": self.sha256,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "created_at": self.created_at,
+            "download": f"/v1/audit/exports/{self.id}",
+        }
+
+
+class AuditProofs:
+    """Verification, proofs and exports over the audit log and its checkpoints."""
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        audit: AuditLog,
+        checkpoints: Checkpointer,
+        blobs: BlobStore | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.documents = documents
+        self.audit = audit
+        self.checkpoints = checkpoints
+        self.blobs = blobs
+        self.clock = clock
+        self._leaves: dict[str, _Leaves] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- proofs ---------------------------------------------------------------------------------
+
+    async def tree(self, chain: str, size: int) -> MerkleTree:
+        """The Merkle tree of at least records 0…size-1, each block checked against the chain
+        as it was read."""
+        cached = self._leaves.setdefault(chain, _Leaves())
+        async with self._locks.setdefault(chain, asyncio.Lock()):
+            if cached.tree.size < size:
+                verifier = ChainVerifier(chain, start=cached.head)
+                first = cached.tree.size
+                async for document in self._blocks(chain, first):
+                    if not verifier.feed(document):
+                        bad = verifier.finish(None)
+                        raise ChainDamaged(
+                            f"record {bad.first_bad_seq} of {chain} does not verify: {bad.reason}",
+                            details={"chain": chain, "seq": bad.first_bad_seq},
+                        )
+                    assert verifier.last_leaf is not None
+                    cached.tree.append(verifier.last_leaf)
+                    cached.head = verifier.last
+                    if cached.tree.size >= size:
+                        break
+        if cached.tree.size < size:
+            raise NotFound(
+                f"the chain has {cached.tree.size} records, fewer than the tree size {size}",
+                details={"chain": chain, "tree_size": size, "records": cached.tree.size},
+            )
+        return cached.tree
+
+    async def inclusion(self, chain: str, seq: int, tree_size: int) -> dict[str, Any]:
+        """An RFC 6962 inclusion proof of record `seq` in the tree of size `tree_size`."""
+        if not 0 <= seq < tree_size:
+            raise BadRequest(
+                "seq is at least 0 and below tree_size",
+                details={"seq": seq, "tree_size": tree_size},
+            )
+        tree = await self.tree(chain, tree_size)
+        proof = tree.inclusion_proof(seq, tree_size)
+        return {
+            "chain": chain,
+            "seq": seq,
+            "leaf_index": seq,
+            "tree_size": tree_size,
+            "leaf_hash": tree.leaf(seq).hex(),
+            "proof": [h.hex() for h in proof],
+            "root": tree.root(tree_size).hex(),
+            "checkpoint": await self._checkpoint_note(chain, tree_size),
+        }
+
+    async def consistency(self, chain: str, first: int, second: int) -> dict[str, Any]:
+        """An RFC 6962 consistency proof between the trees of sizes `first` ≤ `second`."""
+        if not 0 < first <= second:
+            raise BadRequest(
+                "first is at least 1 and at most second",
+                details={"first": first, "second": second},
+            )
+        tree = await self.tree(chain, second)
+        proof = tree.consistency_proof(first, second)
+        return {
+            "chain": chain,
+            "first": first,
+            "second": second,
+            "first_root": tree.root(first).hex(),
+            "second_root": tree.root(second).hex(),
+            "proof": [h.hex() for h in proof],
+            "first_checkpoint": await self._checkpoint_note(chain, first),
+            "second_checkpoint": await self._checkpoint_note(chain, second),
+        }
+
+    async def _checkpoint_note(self, chain: str, size: int) -> str | None:
+        stored = await self.checkpoints.get(chain, size)
+        return None if stored is None else stored.note
+
+    # -- verification ----------------------------------------------------------------------
+
+    async def verify(
+        self, chain: str, *, from_seq: int | None = None, to_seq: int | None = None
+    ) -> dict[str, Any]:
+        """Check records `from_seq`…`to_seq` (default: all) of `chain`: the hash chain, the
+        Merkle roots its checkpoints signed, their signatures, their anchors, and that the chain
+        reaches every anchored size. `{ok, checked, first_bad_seq, reason, latest_checkpoint}`."""
+        if (from_seq is not None and from_seq < 0) or (to_seq is not None and to_seq < 0):
+            raise BadRequest("from_seq and to_seq are at least 0")
+        if from_seq is not None and to_seq is not None and to_seq < from_seq:
+            raise BadRequest("to_seq is at least from_seq", details={"from_seq": from_seq})
+        start = from_seq or 0
+        latest = await self.checkpoints.latest(chain)
+        outcome = await self._verify(chain, start, to_seq)
+        outcome["latest_checkpoint"] = None if latest is None else latest.public()
+        return outcome
+
+    async def _verify(self, chain: str, start: int, to_seq: int | None) -> dict[str, Any]:
+        keys = await self._keys()
+        stored = await self.checkpoints.all(chain)
+        anchored = await self.checkpoints.anchored(chain)
+        problem: tuple[int | None, str] | None = None
+
+        def bad(seq: int | None, reason: str) -> dict[str, Any]:
+            return {"ok": False, "checked": 0, "first_bad_seq": seq, "reason": reason}
+
+        # Checkpoints and anchors first: each signature, each anchor equal to its checkpoint.
+        roots: dict[int, bytes] = {}
+        notes = {c.size: c.note for c in stored}
+        for checkpoint in stored:
+            problem = self._check_note(chain, checkpoint.note, checkpoint.size, keys)
+            if problem:
+                return bad(*problem)
+            if checkpoint.root != _root_of(checkpoint):
+                return bad(
+                    checkpoint.size - 1,
+                    f"checkpoint {checkpoint.size}'s root differs from its note",
+                )
+            roots[checkpoint.size] = bytes.fromhex(checkpoint.root)
+        for size, note, _token in anchored:
+            problem = self._check_note(chain, note, size, keys)
+            if problem:
+                return bad(*problem)
+            if size in notes and notes[size] != note:
+                return bad(size - 1, f"checkpoint {size} differs from its anchor")
+            roots.setdefault(size, _note_root(note))
+        unanchored = [c.size for c in stored if c.size not in {a[0] for a in anchored}]
+        if unanchored:
+            size = unanchored[0]
+            return bad(
+                size - 1, f"checkpoint {size} has no anchor at {self.checkpoints.anchors.location}"
+            )
+
+        # Start from the largest checkpoint at or before `start`, whose compact range must give
+        # its signed root; then walk the blocks.
+        base = max((c for c in stored if c.size <= start), key=lambda c: c.size, default=None)
+        compact = CompactRange()
+        head_before: ChainHead | None = None
+        if base is not None:
+            try:
+                compact = CompactRange.from_json(base.range)
+            except ValueError:
+                compact = None  # type: ignore[assignment]
+            if compact is None or compact.root().hex() != base.root:
+                return bad(
+                    base.size - 1, f"checkpoint {base.size}'s stored range does not give its root"
+                )
+            head_before = base.head
+        verifier = ChainVerifier(chain, start=head_before)
+        checked = 0
+        previous_size = base.size if base else 0
+        async for document in self._blocks(chain, compact.size):
+            if to_seq is not None and document.get("seq", 0) > to_seq:
+                break
+            if not verifier.feed(document):
+                break
+            assert verifier.last_leaf is not None
+            compact.append(verifier.last_leaf)
+            if compact.size > start:
+                checked += 1
+            expected = roots.get(compact.size)
+            if expected is not None:
+                if compact.root() != expected:
+                    return {
+                        **bad(
+                            previous_size,
+                            f"records {previous_size}…{compact.size - 1} do not "
+                            f"hash to the root checkpoint {compact.size} signed",
+                        ),
+                        "checked": checked,
+                    }
+                previous_size = compact.size
+        head = await self.documents.get(chain_paths(chain).head)
+        whole = to_seq is None or (head is not None and to_seq >= int(head.get("seq", -1)))
+        verdict = verifier.finish(head) if whole else verifier.finish(verifier.last)
+        if not verdict.ok:
+            return {**bad(verdict.first_bad_seq, verdict.reason or "failed"), "checked": checked}
+        if whole and roots:
+            largest = max(roots)
+            if largest > compact.size:
+                what = "anchored" if largest in {a[0] for a in anchored} else "signed"
+                return {
+                    **bad(
+                        compact.size,
+                        f"record {compact.size} is missing: the chain ends after "
+                        f"{compact.size} records but checkpoint {largest} is {what}",
+                    ),
+                    "checked": checked,
+                }
+        return {"ok": True, "checked": checked, "first_bad_seq": None, "reason": None}
+
+    def _check_note(
+        self, chain: str, note: str, size: int, keys: list[tuple[str, PublicKey]]
+    ) -> tuple[int, str] | None:
+        origin = self.checkpoints.origin(chain)
+        reasons: list[str] = []
+        for name, public in keys:
+            try:
+                checkpoint = verify_checkpoint(note.encode(), name, public, origin=origin)
+            except NoteError as exc:
+                reasons.append(str(exc))
+                continue
+            if checkpoint.size != size:
+                return size - 1, f"checkpoint {size} holds tree size {checkpoint.size}"
+            return None
+        return max(size - 1, 0), f"checkpoint {size}'s signature: {'; '.join(reasons) or 'no key'}"
+
+    async def _keys(self) -> list[tuple[str, PublicKey]]:
+        return [
+            (
+                entry["name"],
+                PublicKey(
+                    entry["key_id"], entry["version"], entry["algorithm"], entry["public_key_pem"]
+                ),
+            )
+            for entry in await self.checkpoints.keys_known()
+        ]
+
+    async def _blocks(self, chain: str, first: int) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            page = await self.documents.list(
+                chain_paths(chain).blocks,
+                where=[Filter("seq", ">=", first)] if first else [],
+                order_by="seq" if first else None,
+                limit=READ_PAGE,
+                cursor=cursor,
+            )
+            for document in page.items:
+                yield document
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- export -----------------------------------------------------------------------------
+
+    async def export(self, chain: str, entry: AuditEntry) -> Export:
+        """Record the export (`entry`, on the chain exported), then write the whole chain with
+        its checkpoints, keys and anchors into a bundle stored as an artifact."""
+        if self.blobs is None:
+            raise BadRequest("this deployment stores no artifacts, so it cannot export")
+        await self.audit.append([entry])
+        export_id = f"exp_{secrets.token_hex(8)}"
+        data, records, count = await self._bundle(chain)
+        key = f"{chain_paths(chain).root}/artifacts/audit-exports/{export_id}.zip"
+        await self.blobs.put(key, data, content_type="application/zip")
+        export = Export(
+            id=export_id,
+            chain=chain,
+            key=key,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            records=records,
+            checkpoints=count,
+            created_at=record_time(self.clock()),
+        )
+        path = f"{chain_paths(chain).root}/audit_exports/{export_id}"
+        await self.documents.apply([CreateDoc(path, _as_doc(export))])
+        return export
+
+    async def get_export(self, chain: str, export_id: str) -> tuple[Export, bytes]:
+        document = await self.documents.get(f"{chain_paths(chain).root}/audit_exports/{export_id}")
+        if document is None or self.blobs is None:
+            raise NotFound(f"no audit export {export_id!r}", details={"export": export_id})
+        export = Export(**{k: v for k, v in document.items() if k != "_id"})
+        return export, await self.blobs.get(export.key)
+
+    async def _bundle(self, chain: str) -> tuple[bytes, int, int]:
+        buffer = io.BytesIO()
+        stored = await self.checkpoints.all(chain)
+        anchored = await self.checkpoints.anchored(chain)
+        head: dict[str, Any] | None = None
+        count = 0
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            with bundle.open(RECORDS, "w") as out:
+                previous = ZERO_HASH.hex()
+                async for document in self._blocks(chain, 0):
+                    fields = {
+                        k: v
+                        for k, v in document.items()
+                        if k not in {*HASH_FIELDS, *INDEX_FIELDS, *DERIVED_FIELDS, "_id"}
+                    }
+                    line = record_line(
+                        int(document.get("seq", count)),
+                        str(document.get("hash", "")),
+                        str(document.get("prev_hash", previous)),
+                        rfc8785.dumps(fields),
+                    )
+                    out.write(line + b"\n")
+                    previous = str(document.get("hash", ""))
+                    head = {
+                        "seq": document.get("seq"),
+                        "hash": previous,
+                        "time": document.get("time"),
+                    }
+                    count += 1
+            for checkpoint in stored:
+                bundle.writestr(checkpoint_file(checkpoint.size, "note"), checkpoint.note)
+                bundle.writestr(
+                    checkpoint_file(checkpoint.size, "json"),
+                    json.dumps(checkpoint.public(), indent=2, sort_keys=True),
+                )
+            for size, note, token in anchored:
+                bundle.writestr(anchor_file(size, "note"), note)
+                if token is not None:
+                    bundle.writestr(anchor_file(size, "tsr"), token)
+            keys = await self.checkpoints.keys_known()
+            bundle.writestr(KEYS, json.dumps(keys, indent=2, sort_keys=True))
+            manifest = {
+                "format": FORMAT,
+                "chain": chain,
+                "origin": self.checkpoints.origin(chain),
+                "region": self.checkpoints.region,
+                "exported_at": record_time(self.clock()),
+                "records": count,
+                "head": head,
+                "checkpoints": len(stored),
+                "anchor_sink": self.checkpoints.anchors.location,
+                "verify": "cfp audit verify BUNDLE.zip [--key KEYS.json]",
+            }
+            bundle.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        return buffer.getvalue(), count, len(stored)
+
+
+def _as_doc(export: Export) -> dict[str, Any]:
+    return {
+        "id": export.id,
+        "chain": export.chain,
+        "key": export.key,
+        "size": export.size,
+        "sha256": export.sha256,
+        "records": export.records,
+        "checkpoints": export.checkpoints,
+        "created_at": export.created_at,
+    }
+
+
+def _root_of(checkpoint: StoredCheckpoint) -> str:
+    return _note_root(checkpoint.note).hex()
+
+
+def _note_root(note: str) -> bytes:
+    """The root hash a checkpoint note's body states (its signature is checked elsewhere)."""
+    body, _ = parse_signed_note(note.encode())
+    return Checkpoint.parse(body).root_hash

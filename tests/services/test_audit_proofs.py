@@ -1,0 +1,416 @@
+"""Tamper evidence, as properties: whatever is done to the stored records — a record modified,
+deleted, inserted or two swapped, a modification with every later hash recomputed, a clean
+truncation — verification detects it, online (POST /v1/audit/verify's service) and offline
+(the export bundle under `cfp audit verify`'s verifier). The limits are stated, not hidden: a
+rehashed rewrite is caught only below the last checkpoint, a truncation only below the last
+anchored tree size (docs/audit.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfp.adapters.local.blobs import FileBlobStore
+from cfp.adapters.local.documents import SqliteDocumentStore
+from cfp.adapters.local.keyring import LocalKeyring
+from cfp.adapters.local.sqlite import Database
+from cfp.domain.audit import (
+    DERIVED_FIELDS,
+    HASH_FIELDS,
+    INDEX_FIELDS,
+    ZERO_HASH,
+    Actor,
+    AuditEntry,
+    AuditRecord,
+    Target,
+    block_document,
+    chain_paths,
+)
+from cfp.domain.bundles import RECORDS, verify_bundle
+from cfp.domain.documents import DeleteDoc, SetDoc
+from cfp.domain.notes import key_id, parse_signed_note, signature_line, signed_note
+from cfp.ports import PublicKey
+from cfp.services.audit import AuditLog
+from cfp.services.audit_proofs import AuditProofs
+from cfp.services.checkpoints import AnchorSink, Checkpointer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+CHAIN = "tenant/acme"
+NEVER = 10**9  # no checkpoint by count: the tests choose when
+
+
+@dataclass
+class World:
+    documents: SqliteDocumentStore
+    audit: AuditLog
+    checkpoints: Checkpointer
+    proofs: AuditProofs
+    anchors: AnchorSink
+
+    async def records(self) -> list[dict[str, Any]]:
+        page = await self.documents.list(chain_paths(CHAIN).blocks, limit=500)
+        return page.items
+
+
+def entry(index: int) -> AuditEntry:
+    return AuditEntry(
+        actor=Actor(id="u_ada", kind="user"),
+        action="team.create",
+        target=Target(type="team", id=f"team-{index}"),
+        scope=CHAIN,
+        details={"n": index},
+    )
+
+
+async def world_at(root: Path) -> World:
+    documents = SqliteDocumentStore(Database(root / "data" / "cfp.db"))
+    audit = AuditLog(documents)
+    anchors = AnchorSink(FileBlobStore(root / "anchors"), location=(root / "anchors").as_uri())
+    checkpoints = Checkpointer(
+        documents,
+        audit,
+        LocalKeyring(root / "data" / "keyring.json"),
+        anchors,
+        region="local",
+        every=NEVER,
+    )
+    proofs = AuditProofs(documents, audit, checkpoints, FileBlobStore(root / "data" / "blobs"))
+    return World(documents, audit, checkpoints, proofs, anchors)
+
+
+def run(scenario: Callable[[World], Awaitable[None]]) -> None:
+    async def main() -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            world = await world_at(Path(folder))
+            try:
+                await scenario(world)
+            finally:
+                await world.documents.close()
+
+    asyncio.run(main())
+
+
+async def fill(world: World, count: int, checkpoint_at: set[int]) -> None:
+    for index in range(count):
+        await world.audit.append([entry(index)])
+        if index + 1 in checkpoint_at:
+            await world.checkpoints.checkpoint(CHAIN)
+
+
+def stored_record(document: dict[str, Any]) -> AuditRecord:
+    fields = {
+        k: v
+        for k, v in document.items()
+        if k not in {*HASH_FIELDS, *INDEX_FIELDS, *DERIVED_FIELDS, "_id"}
+    }
+    return AuditRecord.model_validate(fields)
+
+
+async def rewrite_from(
+    world: World, seq: int, change: Callable[[AuditRecord], AuditRecord]
+) -> None:
+    """What an attacker with write access to the store does: change record `seq` and recompute
+    every hash after it, and the head, so the chain holds together again."""
+    paths = chain_paths(CHAIN)
+    documents = await world.records()
+    previous = ZERO_HASH if seq == 0 else bytes.fromhex(documents[seq - 1]["hash"])
+    writes: list[Any] = []
+    head: Any = None
+    for document in documents[seq:]:
+        record = stored_record(document)
+        if record.seq == seq:
+            record = change(record)
+        rebuilt, head = block_document(record, previous)
+        previous = bytes.fromhex(head.hash)
+        writes.append(SetDoc(paths.block(record.seq), rebuilt))
+    writes.append(SetDoc(paths.head, head.to_dict()))
+    await world.documents.apply(writes)
+
+
+def renamed(record: AuditRecord) -> AuditRecord:
+    return record.model_copy(update={"target": Target(type="team", id="someone-else")})
+
+
+# -- tampering, one kind at a time -----------------------------------------------------------
+
+
+async def modify(world: World, seq: int) -> None:
+    path = chain_paths(CHAIN).block(seq)
+    document = await world.documents.get(path)
+    assert document is not None
+    document = {k: v for k, v in document.items() if k != "_id"}
+    document["details"] = {"n": -1}
+    await world.documents.apply([SetDoc(path, document)])
+
+
+async def delete(world: World, seq: int) -> None:
+    await world.documents.apply([DeleteDoc(chain_paths(CHAIN).block(seq))])
+
+
+async def insert(world: World, seq: int) -> None:
+    """A forged record after the head, chained properly to the last one."""
+    documents = await world.records()
+    last = stored_record(documents[-1])
+    forged = last.model_copy(update={"seq": last.seq + 1})
+    document, _ = block_document(forged, bytes.fromhex(documents[-1]["hash"]))
+    await world.documents.apply([SetDoc(chain_paths(CHAIN).block(forged.seq), document)])
+
+
+async def swap(world: World, seq: int) -> None:
+    documents = await world.records()
+    other = (seq + 1) % len(documents)
+    paths = chain_paths(CHAIN)
+    a, b = ({k: v for k, v in d.items() if k != "_id"} for d in (documents[seq], documents[other]))
+    await world.documents.apply([SetDoc(paths.block(seq), b), SetDoc(paths.block(other), a)])
+
+
+TAMPERING = {"modify": modify, "delete": delete, "insert": insert, "swap": swap}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(2, 24),
+    kind=st.sampled_from(sorted(TAMPERING)),
+    data=st.data(),
+)
+def test_any_modification_deletion_insertion_or_reordering_is_detected(
+    count: int, kind: str, data: st.DataObject
+) -> None:
+    seq = data.draw(st.integers(0, count - 1), label="seq")
+    cuts = data.draw(st.sets(st.integers(1, count)), label="checkpoints")
+
+    async def scenario(world: World) -> None:
+        await fill(world, count, cuts)
+        assert (await world.proofs.verify(CHAIN))["ok"] is True
+        bundle = await export(world)
+        await TAMPERING[kind](world, seq)
+        verdict = await world.proofs.verify(CHAIN)
+        assert verdict["ok"] is False, (kind, seq, verdict)
+        assert verdict["first_bad_seq"] is not None and verdict["reason"]
+        if kind in ("modify", "swap"):
+            assert verdict["first_bad_seq"] == min(
+                seq, (seq + 1) % count if kind == "swap" else seq
+            )
+        # the same, offline, on a bundle tampered with the same way
+        assert offline(bundle).ok is True
+        assert offline(tamper_bundle(bundle, kind, seq)).ok is False
+
+    run(scenario)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(count=st.integers(2, 24), data=st.data())
+def test_a_rehashed_rewrite_is_caught_below_the_last_checkpoint(
+    count: int, data: st.DataObject
+) -> None:
+    checkpoint = data.draw(st.integers(1, count), label="checkpoint")
+    seq = data.draw(st.integers(0, count - 1), label="seq")
+
+    async def scenario(world: World) -> None:
+        await fill(world, count, {checkpoint})
+        await rewrite_from(world, seq, renamed)
+        verdict = await world.proofs.verify(CHAIN)
+        if seq < checkpoint:
+            assert verdict["ok"] is False
+            assert verdict["first_bad_seq"] == 0 and "checkpoint" in verdict["reason"]
+        else:  # after the last checkpoint: the chain alone, and the schedule (docs/audit.md)
+            assert verdict["ok"] is True
+
+    run(scenario)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(count=st.integers(3, 24), data=st.data())
+def test_truncation_below_the_last_anchored_size_is_caught_through_the_anchor(
+    count: int, data: st.DataObject
+) -> None:
+    anchored = data.draw(st.integers(2, count), label="anchored size")
+    keep = data.draw(st.integers(1, count - 1), label="records kept")
+
+    async def scenario(world: World) -> None:
+        await fill(world, count, {anchored})
+        # A clean truncation: the last records, the head, and every checkpoint the store held
+        # beyond the cut are rewritten. Only the anchor sink, outside the store, remembers.
+        paths = chain_paths(CHAIN)
+        documents = await world.records()
+        writes: list[Any] = [DeleteDoc(paths.block(d["seq"])) for d in documents[keep:]]
+        last = documents[keep - 1]
+        writes.append(
+            SetDoc(paths.head, {"seq": last["seq"], "hash": last["hash"], "time": last["time"]})
+        )
+        writes.append(DeleteDoc(paths.checkpoint(anchored)))
+        await world.documents.apply(writes)
+        verdict = await world.proofs.verify(CHAIN)
+        if keep < anchored:
+            assert verdict["ok"] is False
+            assert verdict["first_bad_seq"] == keep
+            assert "anchored" in verdict["reason"]
+        else:
+            assert verdict["ok"] is True
+
+    run(scenario)
+
+
+def test_a_checkpoint_re_signed_with_another_key_is_rejected() -> None:
+    async def scenario(world: World) -> None:
+        await fill(world, 6, {3, 6})
+        bundle = await export(world)
+        stored = await world.checkpoints.latest(CHAIN)
+        assert stored is not None
+        forged = resign(stored.note.encode(), stored.key["name"])
+        path = chain_paths(CHAIN).checkpoint(stored.size)
+        document = await world.documents.get(path)
+        assert document is not None
+        document = {k: v for k, v in document.items() if k != "_id"} | {"note": forged.decode()}
+        await world.documents.apply([SetDoc(path, document)])
+        verdict = await world.proofs.verify(CHAIN)
+        assert verdict["ok"] is False and "signature" in verdict["reason"]
+        # offline: the checkpoint and its anchor in the bundle both re-signed
+        swapped = replace_files(
+            bundle,
+            {
+                f"checkpoints/{stored.size:020d}.note": forged,
+                f"anchors/{stored.size:020d}.note": forged,
+            },
+        )
+        verdict_offline = offline(swapped)
+        assert verdict_offline.ok is False and "signature" in (verdict_offline.reason or "")
+
+    run(scenario)
+
+
+def test_proofs_match_the_checkpoints_the_log_signed() -> None:
+    from cfp.domain.merkle import verify_consistency, verify_inclusion
+
+    async def scenario(world: World) -> None:
+        await fill(world, 11, {4, 11})
+        small, large = await world.checkpoints.get(CHAIN, 4), await world.checkpoints.get(CHAIN, 11)
+        assert small is not None and large is not None
+        for seq in range(11):
+            proof = await world.proofs.inclusion(CHAIN, seq, 11)
+            verify_inclusion(
+                bytes.fromhex(proof["leaf_hash"]),
+                seq,
+                11,
+                [bytes.fromhex(h) for h in proof["proof"]],
+                bytes.fromhex(large.root),
+            )
+        consistency = await world.proofs.consistency(CHAIN, 4, 11)
+        verify_consistency(
+            4,
+            11,
+            [bytes.fromhex(h) for h in consistency["proof"]],
+            bytes.fromhex(small.root),
+            bytes.fromhex(large.root),
+        )
+        assert consistency["first_checkpoint"] == small.note
+
+    run(scenario)
+
+
+def test_the_checkpointer_refuses_to_sign_over_a_damaged_chain() -> None:
+    from cfp.services.audit import ChainDamaged
+
+    async def scenario(world: World) -> None:
+        await fill(world, 5, {2})
+        await modify(world, 3)
+        with pytest.raises(ChainDamaged, match="record 3"):
+            await world.checkpoints.checkpoint(CHAIN)
+        assert (await world.checkpoints.latest(CHAIN)).size == 2  # type: ignore[union-attr]
+
+    run(scenario)
+
+
+def test_checkpoints_are_made_every_n_records_without_being_asked(tmp_path: Path) -> None:
+    async def scenario(world: World) -> None:
+        world.checkpoints.every = 4
+        for index in range(9):
+            await world.audit.append([entry(index)])
+            await asyncio.sleep(0)
+        await world.checkpoints.close()
+        for _ in range(50):
+            latest = await world.checkpoints.latest(CHAIN)
+            if latest is not None and latest.size >= 8:
+                break
+            await asyncio.sleep(0.02)
+            await world.checkpoints.close()
+        assert latest is not None and latest.size >= 8
+        sizes = [c.size for c in await world.checkpoints.all(CHAIN)]
+        assert sizes == sorted(sizes) and all(s >= 4 for s in sizes)
+
+    run(scenario)
+
+
+# -- bundles ------------------------------------------------------------------------------------
+
+
+async def export(world: World) -> bytes:
+    data, _, _ = await world.proofs._bundle(CHAIN)
+    return data
+
+
+class _Zip:
+    def __init__(self, data: bytes) -> None:
+        self.archive = zipfile.ZipFile(io.BytesIO(data))
+
+    def names(self) -> list[str]:
+        return self.archive.namelist()
+
+    def read(self, name: str) -> bytes:
+        return self.archive.read(name)
+
+    def lines(self, name: str) -> Any:
+        return iter(self.archive.read(name).splitlines())
+
+
+def offline(data: bytes) -> Any:
+    return verify_bundle(_Zip(data))
+
+
+def replace_files(data: bytes, files: dict[str, bytes | None]) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            content = files.get(name, source.read(name))
+            if content is not None:
+                target.writestr(name, content)
+    return out.getvalue()
+
+
+def tamper_bundle(data: bytes, kind: str, seq: int) -> bytes:
+    lines = zipfile.ZipFile(io.BytesIO(data)).read(RECORDS).decode().splitlines()
+    if kind == "modify":
+        lines[seq] = lines[seq].replace('"n":', '"n":1', 1)
+    elif kind == "delete":
+        del lines[seq]
+    elif kind == "insert":
+        lines.insert(seq, lines[seq])
+    else:
+        other = (seq + 1) % len(lines)
+        lines[seq], lines[other] = lines[other], lines[seq]
+    return replace_files(data, {RECORDS: ("\n".join(lines) + "\n").encode()})
+
+
+def resign(note: bytes, name: str) -> bytes:
+    """The same checkpoint signed by another Ed25519 key under the same key name."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    public = PublicKey("impostor", 1, "ed25519", pem)
+    body, _ = parse_signed_note(note)
+    line = signature_line(name, key_id(name, public.algorithm, public.pem), private.sign(body))
+    return signed_note(body, [line])
