@@ -302,7 +302,16 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
         keys=keys,
         tasks=tasks,
         provisioner=PubSubProvisioner(PubSubAdmin(clients)),
-        anchors=AnchorSink(anchor_blobs, location=f"gs://{settings.anchor_bucket}"),
+        anchors=AnchorSink(
+            anchor_blobs,
+            location=f"gs://{settings.anchor_bucket}",
+            # checked before the first anchor is written, by whoever writes anchors
+            check=(
+                (lambda: require_locked_retention(anchor_blobs, settings))
+                if settings.backend == "gcp"
+                else None
+            ),
+        ),
         closers=[documents.close, *([tasks.close] if tasks is not None else [])],
         # the emulators start empty; in Google Cloud, Terraform creates the buckets
         openers=(
@@ -314,6 +323,19 @@ def _google_backend(settings: Settings, scope: Scope) -> _Backend:
             else []
         ),
     )
+
+
+async def require_locked_retention(anchors: Any, settings: Settings) -> None:
+    """On Google Cloud, checkpoints are anchored only in a bucket whose retention policy is
+    locked: anywhere else, whoever can rewrite the store could rewrite the anchors too."""
+    period, locked = await anchors.retention()
+    if not (period and locked):
+        state = "has no retention policy" if not period else "has an unlocked retention policy"
+        raise SettingsError(
+            f"CFP_AUDIT_ANCHOR_BUCKET: gs://{settings.anchor_bucket} {state}; audit anchors need "
+            "a locked one (Terraform sets it; see docs/audit.md)",
+            details={"settings": ["CFP_AUDIT_ANCHOR_BUCKET"], "retention_seconds": period},
+        )
 
 
 def _control_plane(settings: Settings, backend: _Backend) -> ControlPlane:

@@ -503,14 +503,17 @@ def audit_verify(
         archive = zipfile.ZipFile(bundle)
     except (OSError, zipfile.BadZipFile) as exc:
         fail(f"{bundle}: not a readable zip bundle ({exc})", code=2)
-    with archive, Progress(
-        TextColumn("verifying records"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with (
+        archive,
+        Progress(
+            TextColumn("verifying records"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar,
+    ):
         task = bar.add_task("records", total=None)
 
         def progress(done: int, total: int) -> None:

@@ -32,9 +32,7 @@ def make_records(client: Any, count: int, prefix: str = "team") -> None:
 
 @pytest.fixture
 def client(serve: Any, backend: dict[str, Any], tmp_path: Path) -> Any:
-    return serve(
-        **backend, audit_checkpoint_records=EVERY, audit_anchor_dir=tmp_path / "anchors"
-    )
+    return serve(**backend, audit_checkpoint_records=EVERY, audit_anchor_dir=tmp_path / "anchors")
 
 
 def anchored(client: Any, ref: str) -> bytes:
@@ -56,7 +54,8 @@ def test_checkpoints_are_signed_notes_made_every_n_records_and_anchored(
     latest = found[0]
     body, signatures = parse_signed_note(latest["note"].encode())
     parsed = Checkpoint.parse(body)
-    assert parsed.origin == latest["origin"] == f"coditect.cfp/local/{latest['chain']}"
+    region = platform(client).settings.deployment_region
+    assert parsed.origin == latest["origin"] == f"coditect.cfp/{region}/{latest['chain']}"
     assert base64.b64encode(parsed.root_hash).decode() in latest["note"]
     assert parsed.root_hash.hex() == latest["root"] and parsed.size == latest["size"]
     assert [s.name for s in signatures] == [latest["key"]["name"]]
@@ -96,8 +95,12 @@ def test_verify_passes_then_names_the_first_bad_record(client: Any) -> None:
 
 def test_proofs_verify_against_the_signed_checkpoints(client: Any) -> None:
     make_records(client, 2 * EVERY + 1)
-    sizes = wait_for(lambda: sorted(c["size"] for c in checkpoints(client))[-2:][1:] and
-                     sorted(c["size"] for c in checkpoints(client)))
+    sizes = wait_for(
+        lambda: (
+            sorted(c["size"] for c in checkpoints(client))[-2:][1:]
+            and sorted(c["size"] for c in checkpoints(client))
+        )
+    )
     small, large = sizes[0], sizes[-1]
     roots = {c["size"]: bytes.fromhex(c["root"]) for c in checkpoints(client)}
 
@@ -113,9 +116,7 @@ def test_proofs_verify_against_the_signed_checkpoints(client: Any) -> None:
     by_seq = {r["seq"]: r for r in ok_json(client.get("/v1/audit/records?limit=100"))["items"]}
     assert proof["leaf_hash"] == by_seq[2]["leaf_hash"]
 
-    consistency = ok_json(
-        client.get(f"/v1/audit/proofs/consistency?first={small}&second={large}")
-    )
+    consistency = ok_json(client.get(f"/v1/audit/proofs/consistency?first={small}&second={large}"))
     verify_consistency(
         small,
         large,
@@ -134,9 +135,7 @@ def test_proof_parameters_are_checked(client: Any) -> None:
     error_of(client.post("/v1/audit/verify", json={"from_seq": -1}), 422, "validation_failed")
 
 
-def test_export_bundle_verifies_offline_and_tampering_is_named(
-    client: Any, tmp_path: Path
-) -> None:
+def test_export_bundle_verifies_offline_and_tampering_is_named(client: Any, tmp_path: Path) -> None:
     from cfp.cli import app as cli
 
     make_records(client, EVERY + 1)

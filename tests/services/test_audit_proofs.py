@@ -414,3 +414,84 @@ def resign(note: bytes, name: str) -> bytes:
     body, _ = parse_signed_note(note)
     line = signature_line(name, key_id(name, public.algorithm, public.pem), private.sign(body))
     return signed_note(body, [line])
+
+
+def test_checkpoints_carry_rfc_3161_timestamps_that_the_bundle_verifier_checks() -> None:
+    from cfp.adapters.tsa import TimestampAuthority
+
+    from tests.fakes.tsa import FakeTsa
+
+    tsa = FakeTsa("ec")
+    with tsa.serving() as url:
+
+        async def scenario(world: World) -> None:
+            authority = TimestampAuthority(url)
+            world.checkpoints.tsa = authority
+            try:
+                await fill(world, 5, {3, 5})
+            finally:
+                await authority.close()
+            latest = await world.checkpoints.latest(CHAIN)
+            assert latest is not None and "timestamp" in latest.anchors
+            assert latest.timestamp_error is None
+            bundle = await export(world)
+            verdict = offline(bundle)
+            assert verdict.ok and verdict.timestamps == 2, verdict
+            # a token over other bytes, put in place of the real one
+            stranger = TimestampAuthority(url)
+            other = await stranger.timestamp(b"another checkpoint")
+            await stranger.close()
+            forged = replace_files(bundle, {f"anchors/{5:020d}.tsr": other})
+            bad = offline(forged)
+            assert bad.ok is False and "timestamp" in (bad.reason or "")
+            assert "imprint" in (bad.reason or "")
+
+        run(scenario)
+
+
+def test_a_failing_timestamp_authority_leaves_the_checkpoint_standing_and_says_so() -> None:
+    from cfp.adapters.tsa import TimestampAuthority
+
+    from tests.fakes.tsa import FakeTsa
+
+    tsa = FakeTsa("ec")
+    tsa.misbehave = "http_500"
+    with tsa.serving() as url:
+
+        async def scenario(world: World) -> None:
+            authority = TimestampAuthority(url)
+            world.checkpoints.tsa = authority
+            try:
+                await fill(world, 2, {2})
+            finally:
+                await authority.close()
+            latest = await world.checkpoints.latest(CHAIN)
+            assert latest is not None and latest.size == 2
+            assert "timestamp" not in latest.anchors
+            assert latest.timestamp_error and "Unavailable" in latest.timestamp_error
+            assert (await world.proofs.verify(CHAIN))["ok"] is True
+
+        run(scenario)
+
+
+def test_anchors_are_write_once_and_an_unfit_sink_signs_nothing() -> None:
+    from cfp.errors import Conflict, SettingsError
+
+    async def scenario(world: World) -> None:
+        assert await world.anchors.put("x/1.note", b"one") == world.anchors.ref("x/1.note")
+        assert await world.anchors.put("x/1.note", b"one")  # the same bytes again: harmless
+        with pytest.raises(Conflict, match="never replaced"):
+            await world.anchors.put("x/1.note", b"other")
+
+        async def unlocked() -> None:
+            raise SettingsError("CFP_AUDIT_ANCHOR_BUCKET: no locked retention policy")
+
+        world.checkpoints.anchors = AnchorSink(
+            world.anchors.blobs, location=world.anchors.location, check=unlocked
+        )
+        await fill(world, 2, set())
+        with pytest.raises(SettingsError, match="retention"):
+            await world.checkpoints.checkpoint(CHAIN)
+        assert await world.checkpoints.latest(CHAIN) is None
+
+    run(scenario)

@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +91,22 @@ class AnchorSink:
     directory beside the data dir). An anchor is never replaced: writing other bytes under an
     existing name is a Conflict, writing the same bytes again is harmless."""
 
-    def __init__(self, blobs: BlobStore, *, location: str) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        location: str,
+        check: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.blobs = blobs
         self.location = location  # gs://bucket or file:///dir, for people and for records
+        self._check = check  # that the sink really is write-once (a locked retention policy)
 
     async def put(self, name: str, data: bytes, *, content_type: str = "text/plain") -> str:
         """Store `data` as anchor `name` once; returns where it is."""
+        if self._check is not None:
+            await self._check()  # raises while the sink is not fit; passes once, then skipped
+            self._check = None
         existing = await self.get(name)
         if existing is not None:
             if existing != data:

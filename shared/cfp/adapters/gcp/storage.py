@@ -172,6 +172,17 @@ class GcsBlobStore:
 
         await self._run("create", self.bucket_name, create)
 
+    async def retention(self) -> tuple[int | None, bool]:
+        """The bucket's retention period in seconds (None: no policy) and whether the policy is
+        locked: what makes a bucket a write-once anchor sink."""
+
+        def read() -> tuple[int | None, bool]:
+            bucket = self._storage().get_bucket(self.bucket_name, timeout=self.timeout)
+            period = bucket.retention_period
+            return (int(period) if period else None), bool(bucket.retention_policy_locked)
+
+        return await self._run("read the retention policy of", self.bucket_name, read)
+
     async def signed_url(
         self,
         key: str,
