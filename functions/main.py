@@ -467,6 +467,36 @@ async def _checkpoint_all() -> list[Any]:
         return await control.checkpoints.checkpoint_all()
 
 
+@_declare("http")
+def retention_purge(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler's tick for retention (hourly): apply every tenant's retention periods,
+    unless a legal hold suspends them; each purge is audited. Idempotent."""
+    from cfp.errors import CfpError
+
+    origin = _origin(request.headers)
+    try:
+        run = _run(_purge_all())
+    except Exception as exc:
+        if not isinstance(exc, CfpError):
+            _log_unexpected(exc)
+        return _failure(exc, origin)
+    body = {
+        "purged": [result.model_dump(mode="json") for result in run.results],
+        "failed": run.failed,
+    }
+    return _json_response(body, 200, _id_headers(origin))
+
+
+async def _purge_all() -> Any:
+    import time
+
+    from cfp.app import open_control
+    from cfp.settings import Settings
+
+    async with open_control(Settings.load()) as control:
+        return await control.retention.purge_all(time.time())
+
+
 # -- Pub/Sub and cron details ---------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ class Platform:
     openers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _watcher: asyncio.Task[None] | None = None
     _checkpointing: asyncio.Task[None] | None = None
+    _purging: asyncio.Task[None] | None = None
 
     @property
     def credentials_path(self) -> Path:
@@ -132,6 +134,7 @@ class Platform:
             self._checkpointing = asyncio.create_task(
                 self.control.checkpoints.run(), name="cfp-audit-checkpoints"
             )
+            self._purging = asyncio.create_task(self._purge_forever(), name="cfp-retention")
 
     def _tenant_status(self, tenant: str, status: str) -> None:
         if tenant == self.scope.tenant:
@@ -175,8 +178,21 @@ class Platform:
             create_admin=create_admin,
         )
 
+    async def _purge_forever(self) -> None:
+        """Apply every tenant's retention periods every CFP_RETENTION_PURGE_SECONDS (legal
+        holds suspend it; each purge is audited; docs/reporting.md)."""
+        while True:
+            await asyncio.sleep(self.settings.retention_purge_seconds)
+            try:
+                run = await self.control.retention.purge_all(time.time())
+            except Exception as exc:  # the next round tries again; the loop must not die
+                self.logbook.log("error", f"retention purge failed: {exc}")
+                continue
+            for tenant, message in run.failed.items():
+                self.logbook.log("error", f"retention purge of tenant {tenant} failed: {message}")
+
     async def stop(self) -> None:
-        for task in (self._watcher, self._checkpointing):
+        for task in (self._watcher, self._checkpointing, self._purging):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

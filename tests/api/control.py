@@ -208,7 +208,7 @@ class Op:
     def body_fields(self) -> tuple[list[str], list[str]] | None:
         """(required, optional) top-level fields of the JSON request body; None without one."""
         body = self.spec.get("requestBody")
-        if body is None:
+        if body is None or "application/json" not in body["content"]:  # raw bytes: no fields
             return None
         schema = resolve(self.document, body["content"]["application/json"]["schema"])
         required = list(schema.get("required", []))
@@ -451,6 +451,35 @@ def _binding(maker: Maker, values: dict[str, str]) -> str:
     return maker.post("/v1/role-bindings", grant)["id"]
 
 
+CONTRACT = {
+    "title": "Hosting",
+    "counterparty": "Initech",
+    "value": "1200.00",
+    "currency": "EUR",
+    "start_date": "2025-01-01",
+}
+
+
+def _document(maker: Maker, contract: str) -> str:
+    """A document of `contract`: JSON bytes, so that a read of it compares as JSON."""
+    response = maker.client.post(
+        f"/v1/contracts/{contract}/documents?name=terms.json",
+        content=b'{"terms": "net 30"}',
+        headers={**maker.h(), "content-type": "application/json"},
+    )
+    return ok_json(response, 201)["id"]
+
+
+def _report(maker: Maker, values: dict[str, str]) -> dict[str, Any]:
+    project = values.get("projects") or MAKE["projects"](maker, values)
+    return {"project_id": project, "status": "green", "period": "W1", "summary": "on track"}
+
+
+def _session_log(maker: Maker, values: dict[str, str]) -> dict[str, Any]:
+    project = values.get("projects") or MAKE["projects"](maker, values)
+    return {"project_id": project, "visibility": "project", "content": "# notes"}
+
+
 # How to make a fresh resource of each kind of path parameter: a new kind is one entry here.
 MAKE: dict[str, Callable[[Maker, dict[str, str]], str]] = {
     "tenants": _tenant,
@@ -466,6 +495,11 @@ MAKE: dict[str, Callable[[Maker, dict[str, str]], str]] = {
         "id"
     ],
     "keys": _key,
+    "contracts": lambda m, v: m.post("/v1/contracts", CONTRACT)["id"],
+    "documents": lambda m, v: _document(m, v["contracts"]),
+    "reports": lambda m, v: m.post("/v1/reports", _report(m, v))["id"],
+    "session-logs": lambda m, v: m.post("/v1/session-logs", _session_log(m, v))["id"],
+    "legal-holds": lambda m, v: m.post("/v1/legal-holds", {"reason": m.fresh("hold")})["id"],
     "exports": lambda m, v: m.post("/v1/audit/export")["id"],
 }
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.api.conftest import ok_json
 from tests.api.control import (
+    CONTRACT,
     PASSWORD,
     Maker,
     Member,
@@ -142,6 +143,20 @@ REQUESTS: dict[str, Callable[[Ctx, dict[str, str]], Request]] = {
     "replayDeadLetter": lambda ctx, v: Request(None, _in_served(ctx)),
     "provisionSubscriptions": lambda ctx, v: Request(None, _in_served(ctx)),
     "verifyAuditChain": lambda ctx, v: Request({}),
+    # reporting (a document's body is its bytes: here, JSON ones)
+    "createContract": lambda ctx, v: Request(CONTRACT),
+    "updateContract": lambda ctx, v: Request({"title": "Renamed contract"}),
+    "uploadContractDocument": lambda ctx, v: Request({"clause": "net 30"}),
+    "createReport": lambda ctx, v: Request(
+        {"project_id": ctx.make("projects", {}), "status": "green", "period": "W1", "summary": "ok"}
+    ),
+    "createSessionLog": lambda ctx, v: Request(
+        {"project_id": ctx.make("projects", {}), "visibility": "team", "content": "# notes"}
+    ),
+    "putRetention": lambda ctx, v: Request(
+        {"executions_days": 30, "logs_days": 7, "session_logs_days": None}
+    ),
+    "placeLegalHold": lambda ctx, v: Request({"reason": "litigation"}),
 }
 
 

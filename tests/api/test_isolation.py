@@ -93,10 +93,26 @@ def body_values(world: TenantWorld, address: dict[str, str], project: str) -> di
         "scope": world.scope("project", project),
         "topic": "note",  # the runtime routes': an event, the validation mode
         "validation_mode": "permissive",
+        # reporting: contracts, status reports, session logs, retention, legal holds
+        "project_id": address["projects"],
+        "title": "isolation-probe",
+        "counterparty": "isolation-probe",
+        "value": "1",
+        "currency": "EUR",
+        "start_date": "2025-01-01",
+        "status": "green",
+        "period": "isolation-probe",
+        "summary": "isolation-probe",
+        "visibility": "tenant",
+        "content": "isolation-probe",
+        "reason": "isolation-probe",
+        "executions_days": 30,
+        "logs_days": 30,
+        "session_logs_days": None,
     }
 
 
-REFERENCES = frozenset({"team_id", "principal", "project", "scope"})
+REFERENCES = frozenset({"team_id", "principal", "project", "scope", "project_id"})
 
 
 def identifiers(
@@ -142,7 +158,7 @@ def set_up(serve: Any, backend: dict[str, Any]) -> Setting:
     alpha = build_tenant(client, admin, "alpha", "Alpha Inc", **ALPHA)
     bravo = build_tenant(client, admin, "bravo", "Bravo Holdings", **BRAVO)
     for world in (alpha, bravo):
-        world.extra = robot_and_invite(client, admin, world)
+        world.extra = robot_and_invite(client, admin, world) | reporting(client, admin, world)
     home = served(client)
     runtime = runtime_data(client, bearer(admin, home.tenant), MARKER)
     secret = {MARKER, runtime["traces"]}
@@ -164,6 +180,42 @@ def robot_and_invite(client: Any, admin: dict[str, Any], world: TenantWorld) -> 
         "keys": key["api_key"]["key_id"],
         "invites": pending["id"],
         "exports": export["id"],
+    }
+
+
+def reporting(client: Any, admin: dict[str, Any], world: TenantWorld) -> dict[str, str]:
+    """A contract with a document, a status report, a session log and a legal hold of the
+    tenant: by kind. The report and log are of its last project (in alpha, of the team that
+    neither its team admin nor its project admin reaches)."""
+    h = bearer(admin, world.id)
+    contract = {
+        "title": f"{world.name} contract",
+        "counterparty": "Initech",
+        "value": "100",
+        "currency": "EUR",
+        "start_date": "2025-01-01",
+    }
+    made = ok_json(client.post("/v1/contracts", json=contract, headers=h), 201)
+    document = ok_json(
+        client.post(
+            f"/v1/contracts/{made['id']}/documents?name=terms.json",
+            content=b'{"terms": "net 30"}',
+            headers={**h, "content-type": "application/json"},
+        ),
+        201,
+    )
+    project = world.projects[list(world.projects)[-1]]["slug"]
+    status = {"project_id": project, "status": "red", "period": "W1", "summary": "late"}
+    report = ok_json(client.post("/v1/reports", json=status, headers=h), 201)
+    log = {"project_id": project, "visibility": "project", "content": f"{world.name} notes"}
+    session_log = ok_json(client.post("/v1/session-logs", json=log, headers=h), 201)
+    hold = ok_json(client.post("/v1/legal-holds", json={"reason": "probe"}, headers=h), 201)
+    return {
+        "contracts": made["id"],
+        "documents": document["id"],
+        "reports": report["id"],
+        "session-logs": session_log["id"],
+        "legal-holds": hold["id"],
     }
 
 

@@ -64,6 +64,7 @@ audit.read           x  x  .  .  .  .  .  .  x  .  .
 audit.export         x  x  .  .  .  .  .  .  x  .  .
 report.read          x  x  x  x  x  x  x  x  .  .  .
 report.manage        x  x  .  x  .  x  x  .  .  .  .
+retention.manage     x  x  .  .  .  .  .  .  .  .  .
 diagnostics.use      x  x  .  x  .  x  .  .  .  x  .
 workstation.access   x  x  .  x  .  x  x  .  .  .  .
 """

@@ -676,3 +676,42 @@ def test_audit_checkpoints_signs_and_anchors_every_chain_with_new_records(
         assert [(c["chain"], c["size"]) for c in grown] == [("system", 5)]
     finally:
         fn.module.reset()
+
+
+def test_retention_purge_applies_each_tenants_periods_and_records_the_purge(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cfp.app import open_control
+    from cfp.domain.callers import Caller
+    from cfp.domain.reporting import RetentionIn
+    from cfp.domain.tenancy import TenantIn
+    from cfp.settings import Settings
+
+    monkeypatch.setenv("CFP_AUDIT_ANCHOR_DIR", str(tmp_path / "anchors"))
+
+    async def make_tenant() -> None:
+        async with open_control(Settings.load()) as control:
+            admin = Caller.system()
+            body = TenantIn(id="acme", name="Acme", region="local")
+            await control.tenancy.create_tenant(admin, body)
+            periods = RetentionIn(executions_days=1, logs_days=1, session_logs_days=None)
+            await control.retention.put(admin, "acme", periods, None)
+
+    asyncio.run(make_tenant())
+    fn = Function("retention_purge", "http")
+    try:
+        response = fn.client.post("/")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["failed"] == {}
+        assert [r["tenant"] for r in body["purged"]] == ["acme"]
+        assert body["purged"][0]["held"] is False
+    finally:
+        fn.module.reset()
+
+    async def purges() -> list[str]:
+        async with open_control(Settings.load()) as control:
+            page = await control.audit.list("tenant/acme", action="retention.purge")
+            return [r["action"] for r in page.items]
+
+    assert asyncio.run(purges()) == ["retention.purge"]

@@ -21,6 +21,7 @@ from cfp.api.errors import HANDLERS
 from cfp.api.member_routes import MEMBER_OPERATIONS
 from cfp.api.middleware import BodyLimit, RequestIds
 from cfp.api.operations import idempotent
+from cfp.api.report_routes import REPORT_OPERATIONS
 from cfp.api.steps import PREFIX, step_endpoint
 from cfp.api.ws import stream_socket
 from cfp.app import Platform
@@ -129,6 +130,7 @@ def routes(platform: Platform) -> list[BaseRoute]:
             op.route()
             for op in [*AUTH_OPERATIONS, *cp.OPERATIONS, *MEMBER_OPERATIONS, *AUDIT_OPERATIONS]
         ],
+        *[op.route() for op in REPORT_OPERATIONS],
     ]
     for step in platform.project.api_steps:
         if step.route is not None:

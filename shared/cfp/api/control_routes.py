@@ -304,6 +304,7 @@ async def get_openapi(request: Request) -> JSONResponse:
     from cfp.api.audit_routes import AUDIT_OPERATIONS
     from cfp.api.auth_routes import AUTH_OPERATIONS
     from cfp.api.member_routes import MEMBER_OPERATIONS
+    from cfp.api.report_routes import REPORT_OPERATIONS
     from cfp.api.runtime_ops import RUNTIME_OPERATIONS
 
     document = openapi_document(
@@ -312,6 +313,7 @@ async def get_openapi(request: Request) -> JSONResponse:
             *OPERATIONS,
             *PROJECTS_OPERATIONS,
             *MEMBER_OPERATIONS,
+            *REPORT_OPERATIONS,
             *RUNTIME_OPERATIONS,
             *AUDIT_OPERATIONS,
         ],

@@ -317,6 +317,11 @@ _ACTIONS = [
         (_T, _P),
     ),
     Action(
+        "retention.manage",
+        "Set the tenant's retention periods and legal holds and run purges.",
+        (_T,),
+    ),
+    Action(
         "diagnostics.use",
         "Use the dev and diagnostic endpoints where a setting enables them; each use is audited.",
         (_S, _P),

@@ -34,6 +34,8 @@ from cfp.services.idempotency import Idempotency
 from cfp.services.identity import OWASP, IdentityService, PasswordProfile
 from cfp.services.identity.external import ExternalIdentities
 from cfp.services.members import Members, ServiceAccountIn
+from cfp.services.reporting import Reporting
+from cfp.services.retention import Retention
 from cfp.services.tenancy import Tenancy
 
 
@@ -104,6 +106,9 @@ class ControlPlane:
             clock=clock,
         )
         self.members = Members(documents, self.audit, self.identity, self.tenancy, clock=clock)
+        # contracts (their documents in the artifacts' blob store), reports, session logs
+        self.reporting = Reporting(documents, self.audit, artifacts, clock=clock)
+        self.retention = Retention(documents, self.audit, self.tenancy, clock=clock)
         # Identity Platform / Firebase ID tokens, mapped to the same principals
         self.external = (
             None
