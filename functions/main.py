@@ -446,55 +446,47 @@ def audit_checkpoints(request: flask.Request) -> flask.Response:
     """Cloud Scheduler's tick for the audit checkpoints (every minute; Cloud Run's invoker
     check admits only the scheduler's service account): sign, store and anchor a checkpoint of
     every chain with records since its last one. Idempotent: a repeated tick makes nothing."""
-    from cfp.errors import CfpError
 
-    origin = _origin(request.headers)
-    try:
-        made = _run(_checkpoint_all())
-    except Exception as exc:
-        if not isinstance(exc, CfpError):
-            _log_unexpected(exc)
-        return _failure(exc, origin)
-    body = {"checkpoints": [{"chain": c.chain, "size": c.size, "root": c.root} for c in made]}
-    return _json_response(body, 200, _id_headers(origin))
+    async def work(control: Any) -> dict[str, Any]:
+        made = await control.checkpoints.checkpoint_all()
+        return {"checkpoints": [{"chain": c.chain, "size": c.size, "root": c.root} for c in made]}
 
-
-async def _checkpoint_all() -> list[Any]:
-    from cfp.app import open_control
-    from cfp.settings import Settings
-
-    async with open_control(Settings.load()) as control:
-        return await control.checkpoints.checkpoint_all()
+    return _control_tick(request, work)
 
 
 @_declare("http")
 def retention_purge(request: flask.Request) -> flask.Response:
     """Cloud Scheduler's tick for retention (hourly): apply every tenant's retention periods,
     unless a legal hold suspends them; each purge is audited. Idempotent."""
+
+    async def work(control: Any) -> dict[str, Any]:
+        run = await control.retention.purge_all(time.time())
+        return {"purged": [r.model_dump(mode="json") for r in run.results], "failed": run.failed}
+
+    return _control_tick(request, work)
+
+
+def _control_tick(
+    request: flask.Request, work: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
+) -> flask.Response:
+    """Run `work(control plane)` for a scheduler's tick; its dict is the 200 answer."""
     from cfp.errors import CfpError
+
+    async def run() -> dict[str, Any]:
+        from cfp.app import open_control
+        from cfp.settings import Settings
+
+        async with open_control(Settings.load()) as control:
+            return await work(control)
 
     origin = _origin(request.headers)
     try:
-        run = _run(_purge_all())
+        body = _run(run())
     except Exception as exc:
         if not isinstance(exc, CfpError):
             _log_unexpected(exc)
         return _failure(exc, origin)
-    body = {
-        "purged": [result.model_dump(mode="json") for result in run.results],
-        "failed": run.failed,
-    }
     return _json_response(body, 200, _id_headers(origin))
-
-
-async def _purge_all() -> Any:
-    import time
-
-    from cfp.app import open_control
-    from cfp.settings import Settings
-
-    async with open_control(Settings.load()) as control:
-        return await control.retention.purge_all(time.time())
 
 
 # -- Pub/Sub and cron details ---------------------------------------------------------------------

@@ -480,10 +480,28 @@ def audit_verify(
             "sink publishes it (keys/*.json). Repeatable. Default: the bundle's own keys.json.",
         ),
     ] = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A signed checkpoint note fetched from the anchor sink: the bundle must reach "
+            "its tree size and hash to its root. Repeatable.",
+        ),
+    ] = None,
+    tsa_certs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tsa-cert",
+            help="Accept timestamps only from this TSA certificate "
+            "(SHA-256 fingerprint, hex). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Verify an audit bundle offline: chain, Merkle roots, checkpoint signatures, consistency
-    between checkpoints, anchors and timestamps. Exits 1 naming the first problem."""
+    between checkpoints, anchors and timestamps. Exits 1 naming the first problem, 2 when the
+    bundle or an option's file cannot be read."""
     import zipfile
+    import zlib
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -499,27 +517,43 @@ def audit_verify(
                 trusted += keys_from_json(json.dumps(entries).encode())
             except (OSError, ValueError) as exc:
                 fail(f"--key {path}: {exc}", code=2)
+    pinned: list[bytes] = []
+    for path in checkpoints or []:
+        try:
+            pinned.append(path.read_bytes())
+        except OSError as exc:
+            fail(f"--checkpoint {path}: {exc}", code=2)
+    fingerprints = [f.strip().lower().replace(":", "") for f in tsa_certs or []]
     try:
         archive = zipfile.ZipFile(bundle)
     except (OSError, zipfile.BadZipFile) as exc:
         fail(f"{bundle}: not a readable zip bundle ({exc})", code=2)
-    with (
-        archive,
-        Progress(
-            TextColumn("verifying records"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar,
-    ):
-        task = bar.add_task("records", total=None)
+    try:
+        with (
+            archive,
+            Progress(
+                TextColumn("verifying records"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            ) as bar,
+        ):
+            task = bar.add_task("records", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        verdict = verify_bundle(_ZipBundle(archive), trusted=trusted, progress=progress)
+            verdict = verify_bundle(
+                _ZipBundle(archive),
+                trusted=trusted,
+                pinned=pinned,
+                tsa_certificates=fingerprints,
+                progress=progress,
+            )
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as exc:
+        fail(f"{bundle}: the bundle cannot be read ({type(exc).__name__}: {exc})", code=2)
     for warning in verdict.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not verdict.ok:
@@ -527,9 +561,19 @@ def audit_verify(
         fail(f"{bundle}: {where}{verdict.reason} ({verdict.checked} records held before it)")
     out.print(
         f"ok: {verdict.checked} records, {verdict.checkpoints} signed checkpoints, "
-        f"{verdict.anchors} anchors, {verdict.timestamps} timestamps verified",
+        f"{verdict.anchors} anchors, {verdict.timestamps} timestamps verified; "
+        f"tree size {verdict.tree_size}, root {verdict.root}",
         highlight=False,
     )
+    signers = sorted({(t.tsa_subject, t.certificate_sha256) for t in verdict.timestamp_info})
+    for subject, fingerprint in signers:
+        times = [t.gen_time for t in verdict.timestamp_info if t.certificate_sha256 == fingerprint]
+        out.print(
+            f"timestamps by {subject} (certificate sha256 {fingerprint}): "
+            f"{min(times).isoformat()} to {max(times).isoformat()}",
+            highlight=False,
+            markup=False,
+        )
 
 
 class _ZipBundle:

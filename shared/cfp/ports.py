@@ -147,6 +147,13 @@ class BlobStore(Protocol):
         self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
     ) -> None: ...
 
+    async def create(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Store `data` under `key` only if nothing is there: Conflict otherwise, atomically
+        (write-once objects: audit anchors)."""
+        ...
+
     async def get(self, key: str) -> bytes: ...
 
     async def delete(self, key: str) -> None: ...

@@ -176,3 +176,43 @@ def test_export_bundle_verifies_offline_and_tampering_is_named(client: Any, tmp_
 def test_only_auditors_and_admins_reach_the_proofs(client: Any) -> None:
     anonymous = {"authorization": "", "x-tenant-id": "local"}
     error_of(client.post("/v1/audit/verify", json={}, headers=anonymous), 401, "unauthorized")
+
+
+def test_cfp_audit_verify_pins_keys_and_checkpoints_from_the_anchor_sink(
+    client: Any, tmp_path: Path
+) -> None:
+    from cfp.cli import app as cli
+
+    make_records(client, EVERY + 1)
+    made = ok_json(client.post("/v1/audit/export"), 201)
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(client.get(made["download"]).content)
+    sink = platform(client).control.checkpoints.anchors
+    names = call(client, sink.list, "keys/")
+    key = tmp_path / "key.json"
+    key.write_bytes(call(client, sink.get, names[0]))
+    latest = checkpoints(client)[0]
+    note = tmp_path / "latest.note"
+    note.write_bytes(anchored(client, latest["anchors"]["note"]))
+
+    runner = CliRunner()
+    pinned = runner.invoke(
+        cli, ["audit", "verify", str(bundle), "--key", str(key), "--checkpoint", str(note)]
+    )
+    assert pinned.exit_code == 0, pinned.output
+    assert f"tree size {made['records']}" in pinned.output
+    assert "warning" not in pinned.output
+
+    # a bundle that is no zip, a damaged member, an unreadable key file: exit 2
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip at all")
+    assert runner.invoke(cli, ["audit", "verify", str(junk)]).exit_code == 2
+    damaged = tmp_path / "damaged.zip"
+    raw = bytearray(bundle.read_bytes())
+    offset = raw.find(b"records.jsonl") + 40  # inside the first member's compressed data
+    raw[offset : offset + 8] = b"\x00" * 8
+    damaged.write_bytes(bytes(raw))
+    result = runner.invoke(cli, ["audit", "verify", str(damaged)])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    missing = runner.invoke(cli, ["audit", "verify", str(bundle), "--key", str(tmp_path / "no")])
+    assert missing.exit_code == 2 and "--key" in missing.output

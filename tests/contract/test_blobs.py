@@ -148,3 +148,21 @@ def test_gcs_adapter_imports_no_cloud_library_until_used() -> None:
         "assert not [m for m in sys.modules if m.startswith(cloud)], 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_create_writes_once_and_never_replaces(blobs: BlobStore) -> None:
+    await blobs.create("anchors/1.note", b"first", content_type="text/plain")
+    with pytest.raises(Conflict):
+        await blobs.create("anchors/1.note", b"second")
+    assert await blobs.get("anchors/1.note") == b"first"
+    assert await blobs.list("anchors/") == ["anchors/1.note"]
+
+
+async def test_concurrent_creates_of_one_key_leave_exactly_one_winner(blobs: BlobStore) -> None:
+    outcomes = await asyncio.gather(
+        *(blobs.create("race/key", str(i).encode()) for i in range(6)), return_exceptions=True
+    )
+    winners = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    assert len(winners) == 1
+    assert all(isinstance(o, Conflict) for o in outcomes if o is not None)
+    assert await blobs.get("race/key") == str(winners[0]).encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from cfp.domain.audit import (
 )
 from cfp.domain.bundles import RECORDS, verify_bundle
 from cfp.domain.documents import DeleteDoc, SetDoc
+from cfp.domain.merkle import CompactRange
 from cfp.domain.notes import key_id, parse_signed_note, signature_line, signed_note
 from cfp.ports import PublicKey
 from cfp.services.audit import AuditLog
@@ -355,7 +357,11 @@ def test_checkpoints_are_made_every_n_records_without_being_asked(tmp_path: Path
 
 
 async def export(world: World) -> bytes:
-    data, _, _ = await world.proofs._bundle(CHAIN)
+    """The bundle as POST /v1/audit/export writes it: checkpointed up to its last record."""
+    await world.checkpoints.checkpoint(CHAIN)
+    latest = await world.checkpoints.latest(CHAIN)
+    assert latest is not None
+    data, _, _ = await world.proofs._bundle(CHAIN, latest.size)
     return data
 
 
@@ -495,3 +501,189 @@ def test_anchors_are_write_once_and_an_unfit_sink_signs_nothing() -> None:
         assert await world.checkpoints.latest(CHAIN) is None
 
     run(scenario)
+
+
+# -- what the store's rewriter may not get signed or verified (review findings) ---------------
+
+
+def test_the_checkpointer_never_extends_a_forged_range_or_a_lost_checkpoint() -> None:
+    from cfp.services.audit import ChainDamaged
+
+    async def scenario(world: World) -> None:
+        await fill(world, 6, {6})
+        await rewrite_from(world, 2, renamed)  # the records, rehashed
+        path = chain_paths(CHAIN).checkpoint(6)
+        stored = await world.documents.get(path)
+        assert stored is not None
+        records = await world.records()
+        forged_range = CompactRange()
+        for document in records:
+            forged_range.append(bytes.fromhex(document["leaf_hash"]))
+        forged = {k: v for k, v in stored.items() if k != "_id"}
+        last = records[-1]
+        forged |= {
+            "range": forged_range.to_json(),
+            "head": {"seq": last["seq"], "hash": last["hash"], "time": last["time"]},
+        }
+        await world.documents.apply([SetDoc(path, forged)])
+        for index in range(3):
+            await world.audit.append([entry(100 + index)])
+        with pytest.raises(ChainDamaged, match="checkpoint 6"):
+            await world.checkpoints.checkpoint(CHAIN)
+        # the store's checkpoints removed: a new process still finds the anchor
+        await world.documents.apply([DeleteDoc(path)])
+        fresh = Checkpointer(
+            world.documents,
+            world.audit,
+            world.checkpoints.keys,
+            world.anchors,
+            region="local",
+            every=NEVER,
+        )
+        with pytest.raises(ChainDamaged, match="checkpoint 6 is anchored"):
+            await fresh.checkpoint(CHAIN)
+        assert await fresh.latest(CHAIN) is None
+
+    run(scenario)
+
+
+def test_a_range_is_checked_against_the_checkpoint_after_it() -> None:
+    async def scenario(world: World) -> None:
+        await fill(world, 40, {10, 40})
+        assert (await world.proofs.verify(CHAIN, from_seq=20, to_seq=30))["ok"] is True
+        await rewrite_from(world, 25, renamed)
+        ranged = await world.proofs.verify(CHAIN, from_seq=20, to_seq=30)
+        assert ranged["ok"] is False and ranged["first_bad_seq"] == 10
+        assert "checkpoint 40" in ranged["reason"] and ranged["checked"] == 11
+
+    run(scenario)
+
+
+def test_records_appended_while_verifying_are_no_false_alarm() -> None:
+    async def scenario(world: World) -> None:
+        await fill(world, 7, {7})
+        listing = world.documents.list
+        appended: list[int] = []
+
+        async def list_then_append(collection: str, **kw: Any) -> Any:
+            page = await listing(collection, **kw)
+            if collection.endswith("audit_blocks") and not appended:
+                appended.append(1)
+                await world.audit.append([entry(99)])  # another request's record, meanwhile
+            return page
+
+        world.documents.list = list_then_append  # type: ignore[method-assign]
+        verdict = await world.proofs.verify(CHAIN)
+        world.documents.list = listing  # type: ignore[method-assign]
+        assert appended and verdict["ok"] is True, verdict
+        assert (await world.proofs.verify(CHAIN))["checked"] == 8
+
+    run(scenario)
+
+
+def test_malformed_stored_data_is_a_verdict_not_a_crash() -> None:
+    from cfp.errors import BadRequest
+
+    async def scenario(world: World) -> None:
+        await fill(world, 5, {3})
+        paths = chain_paths(CHAIN)
+        await world.documents.apply([SetDoc("system/platform/audit_keys/stray", {"x": 1})])
+        assert (await world.proofs.verify(CHAIN))["ok"] is True  # a stray key is ignored
+        with pytest.raises(BadRequest, match="beyond"):
+            await world.proofs.verify(CHAIN, from_seq=9)
+        block = await world.documents.get(paths.block(4))
+        assert block is not None
+        block = {k: v for k, v in block.items() if k != "_id"} | {"seq": "x"}
+        await world.documents.apply([SetDoc(paths.block(4), block)])
+        verdict = await world.proofs.verify(CHAIN, to_seq=4)
+        assert verdict["ok"] is False and verdict["first_bad_seq"] == 4
+        checkpoint = await world.documents.get(paths.checkpoint(3))
+        assert checkpoint is not None
+        broken = {k: v for k, v in checkpoint.items() if k not in ("_id", "range")}
+        await world.documents.apply([SetDoc(paths.checkpoint(3), broken)])
+        verdict = await world.proofs.verify(CHAIN)
+        assert verdict["ok"] is False and "malformed" in verdict["reason"]
+
+    run(scenario)
+
+
+def test_a_bundle_must_be_vouched_for_by_anchored_checkpoints_all_the_way() -> None:
+    from cfp.domain.bundles import keys_from_json
+
+    async def scenario(world: World) -> None:
+        await fill(world, 10, {4})
+        bundle = await export(world)  # checkpoints 4 and 10, each anchored
+        keys = keys_from_json(zipfile.ZipFile(io.BytesIO(bundle)).read("keys.json"))
+        pinned = verify_bundle(_Zip(bundle), trusted=keys)
+        assert pinned.ok and pinned.tree_size == 10 and pinned.warnings == []
+        names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
+        stripped = replace_files(
+            bundle, {n: None for n in names if n.startswith(("checkpoints/", "anchors/"))}
+        )
+        verdict = verify_bundle(_Zip(stripped), trusted=keys)
+        assert not verdict.ok and "no signed checkpoint" in (verdict.reason or "")
+        unanchored = replace_files(bundle, {f"anchors/{10:020d}.note": None})
+        verdict = verify_bundle(_Zip(unanchored), trusted=keys)
+        assert not verdict.ok and "checkpoint 10 has no anchor" in (verdict.reason or "")
+        # cut back to checkpoint 4, manifest and all: only a checkpoint pinned from the anchor
+        # sink tells it from an older export
+        archive = zipfile.ZipFile(io.BytesIO(bundle))
+        manifest = json.loads(archive.read("manifest.json"))
+        lines = archive.read(RECORDS).splitlines()[:4]
+        manifest |= {"records": 4, "head": {"seq": 3, "hash": json.loads(lines[3])["hash"]}}
+        cut = replace_files(
+            bundle,
+            {
+                RECORDS: b"\n".join(lines) + b"\n",
+                "manifest.json": json.dumps(manifest).encode(),
+                f"checkpoints/{10:020d}.note": None,
+                f"checkpoints/{10:020d}.json": None,
+                f"anchors/{10:020d}.note": None,
+            },
+        )
+        assert verify_bundle(_Zip(cut), trusted=keys).ok  # alone it looks like an older export
+        note = (await world.checkpoints.get(CHAIN, 10)).note.encode()  # type: ignore[union-attr]
+        verdict = verify_bundle(_Zip(cut), trusted=keys, pinned=[note])
+        assert not verdict.ok and verdict.first_bad_seq == 4
+        assert "checkpoint 10" in (verdict.reason or "")
+
+    run(scenario)
+
+
+def test_a_bundle_holds_its_own_files_once_and_nothing_else() -> None:
+    async def scenario(world: World) -> None:
+        await fill(world, 3, set())
+        bundle = await export(world)
+        for extra in ("notes.txt", "checkpoints/².note", "../escape", "anchors/1.note"):
+            verdict = offline(_with_file(bundle, extra))
+            assert not verdict.ok and "no part of a bundle" in (verdict.reason or ""), extra
+        twice = _with_file(bundle, "keys.json")
+        assert "twice" in (offline(twice).reason or "")
+        uncovered = await _append_uncovered(world)
+        verdict = offline(uncovered)
+        assert not verdict.ok and "follow the last signed checkpoint" in (verdict.reason or "")
+
+    run(scenario)
+
+
+def _with_file(data: bytes, name: str) -> bytes:
+    out = io.BytesIO(data)
+    with zipfile.ZipFile(out, "a") as archive:
+        with pytest.warns(UserWarning) if name in archive.namelist() else _nothing():
+            archive.writestr(name, b"{}")
+    return out.getvalue()
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+async def _append_uncovered(world: World) -> bytes:
+    """A bundle with a record after its last checkpoint (as an older exporter could write)."""
+    await world.audit.append([entry(50)])
+    data, _, _ = await world.proofs._bundle(CHAIN)
+    return data

@@ -5,6 +5,7 @@ the audit proof service does the work."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,6 +86,8 @@ class ExportOut(BaseModel):
 
 # -- helpers -----------------------------------------------------------------------------------
 
+_WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII digits only ('²' is a digit to str.isdigit)
+
 
 async def audit_caller(request: Request, action: str) -> tuple[Caller, str]:
     """The caller and the chain it addresses: the tenant's with `x-tenant-id`, else `system`;
@@ -100,7 +103,7 @@ async def audit_caller(request: Request, action: str) -> tuple[Caller, str]:
 
 def int_param(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
-    if raw is None or not raw.strip().isdigit():
+    if raw is None or not _WHOLE.fullmatch(raw):
         raise BadRequest(
             f"query parameter {name} is required: a whole number ≥ 0",
             details={"parameter": name, "value": raw},

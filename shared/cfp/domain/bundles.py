@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from cfp.domain.audit import ZERO_HASH, block_id
 from cfp.domain.merkle import CompactRange
 from cfp.domain.notes import NoteError, parse_signed_note, verify_checkpoint
-from cfp.domain.timestamps import TimestampError, check_timestamp
+from cfp.domain.timestamps import TimestampError, TimestampInfo, check_timestamp
 from cfp.ports import PublicKey
 
 FORMAT = "cfp-audit-bundle/1"
@@ -96,6 +96,9 @@ class BundleVerdict:
     checkpoints: int = 0
     anchors: int = 0
     timestamps: int = 0
+    tree_size: int = 0  # the largest signed tree size the records were checked against
+    root: str | None = None  # its root, hex
+    timestamp_info: list[TimestampInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -133,14 +136,19 @@ def verify_bundle(
     bundle: Bundle,
     *,
     trusted: Sequence[TrustedKey] | None = None,
+    pinned: Sequence[bytes] = (),
+    tsa_certificates: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> BundleVerdict:
     """Verify a bundle; stops at the first problem. `trusted`: accept only these keys (None:
-    the bundle's own keys.json, with a warning). `progress(done, total)` is called as records
-    are checked."""
+    the bundle's own keys.json, with a warning). `pinned`: signed checkpoint notes obtained
+    apart from the bundle (from the anchor sink): the bundle must reach each one's size and
+    hash to its root, so a bundle cut back to an older checkpoint is refused.
+    `tsa_certificates`: accept timestamp tokens only from TSA certificates with these SHA-256
+    fingerprints (hex). `progress(done, total)` is called as records are checked."""
     verdict = BundleVerdict(ok=False)
     try:
-        _verify(bundle, trusted, progress, verdict)
+        _verify(bundle, trusted, list(pinned), list(tsa_certificates), progress, verdict)
     except _Bad as bad:
         verdict.first_bad_seq, verdict.reason = bad.seq, bad.reason
         return verdict
@@ -151,10 +159,12 @@ def verify_bundle(
 def _verify(
     bundle: Bundle,
     trusted: Sequence[TrustedKey] | None,
+    pinned: list[bytes],
+    tsa_certificates: list[str],
     progress: Callable[[int, int], None] | None,
     verdict: BundleVerdict,
 ) -> None:
-    names = set(bundle.names())
+    names = _names(bundle)
     for required in (MANIFEST, RECORDS, KEYS):
         if required not in names:
             raise _Bad(None, f"the bundle has no {required}")
@@ -176,19 +186,38 @@ def _verify(
     verdict.checkpoints = len(signed)
     anchored = _checkpoints(bundle, names, "anchors", keys, origin)
     verdict.anchors = len(anchored)
+    if not signed:
+        raise _Bad(None, "the bundle has no signed checkpoint: nothing vouches for its records")
+    for size in sorted(signed):
+        if size not in anchored:
+            raise _Bad(_start(signed, size), f"checkpoint {size} has no anchor in the bundle")
     for size, (_root, note) in anchored.items():
         if size in signed and signed[size][1] != note:
             raise _Bad(_start(signed, size), f"checkpoint {size} differs from its anchor")
         token_name = anchor_file(size, "tsr")
         if token_name in names:
             try:
-                check_timestamp(bundle.read(token_name), note)
+                info = check_timestamp(bundle.read(token_name), note)
             except TimestampError as exc:
                 raise _Bad(_start(anchored, size), f"anchor {size}'s timestamp: {exc}") from exc
+            if tsa_certificates and info.certificate_sha256 not in tsa_certificates:
+                raise _Bad(
+                    _start(anchored, size),
+                    f"anchor {size}'s timestamp is by a TSA certificate not pinned "
+                    f"({info.certificate_sha256})",
+                )
             verdict.timestamps += 1
+            verdict.timestamp_info.append(info)
     roots = {size: root for size, (root, _) in {**signed, **anchored}.items()}
-    if not roots:
-        verdict.warnings.append("the bundle has no checkpoint: only the hash chain is checked")
+    for index, note in enumerate(pinned):
+        checkpoint = _verified(note, keys, origin, f"pinned checkpoint {index + 1}", 0)
+        known = roots.get(checkpoint.size)
+        if known is not None and known != checkpoint.root_hash:
+            raise _Bad(
+                _start(roots, checkpoint.size),
+                f"the bundle's checkpoint {checkpoint.size} differs from the pinned one",
+            )
+        roots[checkpoint.size] = checkpoint.root_hash
 
     compact = CompactRange()
     previous = ZERO_HASH
@@ -210,6 +239,10 @@ def _verify(
     verdict.checked = seq
     if progress is not None:
         progress(seq, total)
+    covered = [size for size in roots if size <= seq]
+    if covered:
+        verdict.tree_size = max(covered)
+        verdict.root = roots[verdict.tree_size].hex()
     beyond = [size for size in roots if size > seq]
     if beyond:
         largest = max(beyond)
@@ -221,9 +254,31 @@ def _verify(
         )
     if seq != total:
         raise _Bad(seq if seq < total else total, f"the manifest says {total} records, found {seq}")
+    if verdict.tree_size < seq:
+        raise _Bad(
+            verdict.tree_size,
+            f"records {verdict.tree_size}…{seq - 1} follow the last signed checkpoint: no "
+            "checkpoint vouches for them",
+        )
     head = manifest.get("head")
     if seq and (not isinstance(head, dict) or head.get("hash") != previous.hex()):
         raise _Bad(seq - 1, "the last record's hash is not the manifest's head")
+
+
+_MEMBER = re.compile(r"(checkpoints/[0-9]{20}\.(note|json)|anchors/[0-9]{20}\.(note|tsr))")
+
+
+def _names(bundle: Bundle) -> set[str]:
+    """The bundle's file names: each once, each one the layout has a place for."""
+    names = list(bundle.names())
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _Bad(None, f"the bundle holds {name} twice")
+        seen.add(name)
+        if name not in (MANIFEST, RECORDS, KEYS) and not _MEMBER.fullmatch(name):
+            raise _Bad(None, f"the bundle holds {name!r}, which is no part of a bundle")
+    return seen
 
 
 def _manifest(data: bytes) -> dict[str, Any]:
@@ -249,9 +304,7 @@ def _checkpoints(
         if not name.startswith(f"{folder}/") or suffix != "note":
             continue
         what = "checkpoint" if folder == "checkpoints" else "anchor"
-        if not stem.isdigit():
-            raise _Bad(None, f"{name}: not a checkpoint's file name")
-        size = int(stem)
+        size = int(stem)  # twenty ASCII digits: _names checked
         note = bundle.read(name)
         checkpoint = _verified(note, keys, origin, f"{what} {size}", size)
         if checkpoint.size != size:

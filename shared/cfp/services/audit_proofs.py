@@ -48,7 +48,7 @@ from cfp.domain.notes import Checkpoint, NoteError, parse_signed_note, verify_ch
 from cfp.errors import BadRequest, NotFound
 from cfp.ports import BlobStore, DocumentStore, PublicKey
 from cfp.services.audit import AuditLog, ChainDamaged
-from cfp.services.checkpoints import Checkpointer, StoredCheckpoint
+from cfp.services.checkpoints import Checkpointer
 
 READ_PAGE = 500
 
@@ -191,33 +191,50 @@ class AuditProofs:
         if from_seq is not None and to_seq is not None and to_seq < from_seq:
             raise BadRequest("to_seq is at least from_seq", details={"from_seq": from_seq})
         start = from_seq or 0
-        latest = await self.checkpoints.latest(chain)
         outcome = await self._verify(chain, start, to_seq)
+        try:
+            latest = await self.checkpoints.latest(chain)
+        except ChainDamaged:  # the verdict above says what is wrong with it
+            latest = None
         outcome["latest_checkpoint"] = None if latest is None else latest.public()
         return outcome
 
     async def _verify(self, chain: str, start: int, to_seq: int | None) -> dict[str, Any]:
+        paths = chain_paths(chain)
+        # The head first: records appended while the blocks are read are then past it, and
+        # are checked against the head as it is at the end (below).
+        head_before = await self.documents.get(paths.head)
+        last_seq = _seq(head_before)
+        if start and last_seq is not None and start > last_seq:
+            raise BadRequest(
+                f"from_seq {start} is beyond the chain's last record {last_seq}",
+                details={"from_seq": start, "last_seq": last_seq},
+            )
+
+        def bad(seq: int | None, reason: str, checked: int = 0) -> dict[str, Any]:
+            return {"ok": False, "checked": checked, "first_bad_seq": seq, "reason": reason}
+
+        # Checkpoints and anchors first: each signature, each anchor equal to its checkpoint,
+        # each checkpoint anchored.
         keys = await self._keys()
-        stored = await self.checkpoints.all(chain)
+        try:
+            stored = await self.checkpoints.all(chain)
+        except ChainDamaged as exc:
+            return bad(None, exc.message)
         anchored = await self.checkpoints.anchored(chain)
-        problem: tuple[int | None, str] | None = None
-
-        def bad(seq: int | None, reason: str) -> dict[str, Any]:
-            return {"ok": False, "checked": 0, "first_bad_seq": seq, "reason": reason}
-
-        # Checkpoints and anchors first: each signature, each anchor equal to its checkpoint.
         roots: dict[int, bytes] = {}
         notes = {c.size: c.note for c in stored}
         for checkpoint in stored:
             problem = self._check_note(chain, checkpoint.note, checkpoint.size, keys)
             if problem:
                 return bad(*problem)
-            if checkpoint.root != _root_of(checkpoint):
+            if checkpoint.root != _note_root(checkpoint.note).hex():
                 return bad(
                     checkpoint.size - 1,
                     f"checkpoint {checkpoint.size}'s root differs from its note",
                 )
             roots[checkpoint.size] = bytes.fromhex(checkpoint.root)
+        anchored_sizes = {size for size, _, _ in anchored}
         for size, note, _token in anchored:
             problem = self._check_note(chain, note, size, keys)
             if problem:
@@ -225,69 +242,69 @@ class AuditProofs:
             if size in notes and notes[size] != note:
                 return bad(size - 1, f"checkpoint {size} differs from its anchor")
             roots.setdefault(size, _note_root(note))
-        unanchored = [c.size for c in stored if c.size not in {a[0] for a in anchored}]
-        if unanchored:
-            size = unanchored[0]
-            return bad(
-                size - 1, f"checkpoint {size} has no anchor at {self.checkpoints.anchors.location}"
-            )
+        for checkpoint in stored:
+            if checkpoint.size not in anchored_sizes:
+                where = self.checkpoints.anchors.location
+                return bad(
+                    checkpoint.size - 1, f"checkpoint {checkpoint.size} has no anchor at {where}"
+                )
 
         # Start from the largest checkpoint at or before `start`, whose compact range must give
-        # its signed root; then walk the blocks.
+        # its signed root. A range is read on, without being counted, to the first checkpoint
+        # after it, so that a rewrite the range holds is caught by that checkpoint's root.
         base = max((c for c in stored if c.size <= start), key=lambda c: c.size, default=None)
         compact = CompactRange()
-        head_before: ChainHead | None = None
         if base is not None:
             try:
                 compact = CompactRange.from_json(base.range)
             except ValueError:
-                compact = None  # type: ignore[assignment]
-            if compact is None or compact.root().hex() != base.root:
+                compact = CompactRange(0)
+            if compact.size != base.size or compact.root().hex() != base.root:
                 return bad(
                     base.size - 1, f"checkpoint {base.size}'s stored range does not give its root"
                 )
-            head_before = base.head
-        verifier = ChainVerifier(chain, start=head_before)
+        later = [size for size in roots if to_seq is not None and size > to_seq + 1]
+        stop = None if to_seq is None else (min(later) - 1 if later else to_seq)
+        verifier = ChainVerifier(chain, start=base.head if base else None)
         checked = 0
-        previous_size = base.size if base else 0
+        covered = base.size if base else 0  # records 0…covered-1 match a signed root
         async for document in self._blocks(chain, compact.size):
-            if to_seq is not None and document.get("seq", 0) > to_seq:
+            seq = document.get("seq")
+            if stop is not None and isinstance(seq, int) and seq > stop:
                 break
             if not verifier.feed(document):
                 break
             assert verifier.last_leaf is not None
             compact.append(verifier.last_leaf)
-            if compact.size > start:
+            if compact.size > start and (to_seq is None or compact.size - 1 <= to_seq):
                 checked += 1
             expected = roots.get(compact.size)
             if expected is not None:
                 if compact.root() != expected:
-                    return {
-                        **bad(
-                            previous_size,
-                            f"records {previous_size}…{compact.size - 1} do not "
-                            f"hash to the root checkpoint {compact.size} signed",
-                        ),
-                        "checked": checked,
-                    }
-                previous_size = compact.size
-        head = await self.documents.get(chain_paths(chain).head)
-        whole = to_seq is None or (head is not None and to_seq >= int(head.get("seq", -1)))
-        verdict = verifier.finish(head) if whole else verifier.finish(verifier.last)
+                    reason = (
+                        f"records {covered}…{compact.size - 1} do not hash to the root "
+                        f"checkpoint {compact.size} signed"
+                    )
+                    return bad(covered, reason, checked)
+                covered = compact.size
+        whole = stop is None or (last_seq is not None and stop >= last_seq)
+        if whole:
+            head: Any = head_before
+            if verifier.last is not None and (last_seq is None or verifier.last.seq > last_seq):
+                head = await self.documents.get(paths.head)  # appended while reading
+            verdict = verifier.finish(head)
+        else:
+            verdict = verifier.finish(verifier.last)
         if not verdict.ok:
-            return {**bad(verdict.first_bad_seq, verdict.reason or "failed"), "checked": checked}
-        if whole and roots:
+            return bad(verdict.first_bad_seq, verdict.reason or "failed", checked)
+        if whole and roots and max(roots) > compact.size:
             largest = max(roots)
-            if largest > compact.size:
-                what = "anchored" if largest in {a[0] for a in anchored} else "signed"
-                return {
-                    **bad(
-                        compact.size,
-                        f"record {compact.size} is missing: the chain ends after "
-                        f"{compact.size} records but checkpoint {largest} is {what}",
-                    ),
-                    "checked": checked,
-                }
+            what = "anchored" if largest in anchored_sizes else "signed"
+            reason = (
+                f"record {compact.size} is missing: the chain ends after {compact.size} "
+                f"records but checkpoint {largest} is {what}"
+            )
+            return bad(compact.size, reason, checked)
         return {"ok": True, "checked": checked, "first_bad_seq": None, "reason": None}
 
     def _check_note(
@@ -341,8 +358,17 @@ class AuditProofs:
         if self.blobs is None:
             raise BadRequest("this deployment stores no artifacts, so it cannot export")
         await self.audit.append([entry])
+        # A checkpoint over everything up to the export's own record, so that every record in
+        # the bundle is vouched for by a signed, anchored checkpoint. A damaged chain is
+        # exported whole, as it is: the bundle's verifier names the damage.
+        try:
+            await self.checkpoints.checkpoint(chain)
+            latest = await self.checkpoints.latest(chain)
+            upto = None if latest is None else latest.size
+        except ChainDamaged:
+            upto = None
         export_id = f"exp_{secrets.token_hex(8)}"
-        data, records, count = await self._bundle(chain)
+        data, records, count = await self._bundle(chain, upto)
         key = f"{chain_paths(chain).root}/artifacts/audit-exports/{export_id}.zip"
         await self.blobs.put(key, data, content_type="application/zip")
         export = Export(
@@ -366,9 +392,11 @@ class AuditProofs:
         export = Export(**{k: v for k, v in document.items() if k != "_id"})
         return export, await self.blobs.get(export.key)
 
-    async def _bundle(self, chain: str) -> tuple[bytes, int, int]:
+    async def _bundle(self, chain: str, upto: int | None = None) -> tuple[bytes, int, int]:
+        """The bundle of `chain`'s records 0…upto-1 (None: all there are) with every
+        checkpoint, anchor and key."""
         buffer = io.BytesIO()
-        stored = await self.checkpoints.all(chain)
+        stored = [c for c in await self.checkpoints.all(chain) if upto is None or c.size <= upto]
         anchored = await self.checkpoints.anchored(chain)
         head: dict[str, Any] | None = None
         count = 0
@@ -376,6 +404,8 @@ class AuditProofs:
             with bundle.open(RECORDS, "w") as out:
                 previous = ZERO_HASH.hex()
                 async for document in self._blocks(chain, 0):
+                    if upto is not None and count >= upto:
+                        break
                     fields = {
                         k: v
                         for k, v in document.items()
@@ -402,6 +432,8 @@ class AuditProofs:
                     json.dumps(checkpoint.public(), indent=2, sort_keys=True),
                 )
             for size, note, token in anchored:
+                if upto is not None and size > upto:
+                    continue
                 bundle.writestr(anchor_file(size, "note"), note)
                 if token is not None:
                     bundle.writestr(anchor_file(size, "tsr"), token)
@@ -436,8 +468,10 @@ def _as_doc(export: Export) -> dict[str, Any]:
     }
 
 
-def _root_of(checkpoint: StoredCheckpoint) -> str:
-    return _note_root(checkpoint.note).hex()
+def _seq(head: dict[str, Any] | None) -> int | None:
+    """The seq a stored head names (None: no head, or a malformed one)."""
+    seq = None if head is None else head.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def _note_root(note: str) -> bytes:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,8 +44,16 @@ from cfp.domain.audit import (
 )
 from cfp.domain.documents import CreateDoc, Filter, SetDoc, raw_id
 from cfp.domain.merkle import CompactRange
-from cfp.domain.notes import Checkpoint, key_id, signature_line, signed_note, verifier_key
-from cfp.errors import Conflict, NotFound
+from cfp.domain.notes import (
+    Checkpoint,
+    NoteError,
+    key_id,
+    signature_line,
+    signed_note,
+    verifier_key,
+    verify_checkpoint,
+)
+from cfp.errors import CfpError, Conflict, NotFound
 from cfp.ports import BlobStore, DocumentStore, KeyService, PublicKey
 from cfp.services.audit import AuditLog, ChainDamaged
 
@@ -54,6 +63,19 @@ DEFAULT_INTERVAL = 60.0  # seconds between scheduled checkpoints of a chain with
 DEFAULT_EVERY = 1000  # records since the last checkpoint that make one at once
 READ_PAGE = 500
 KEYS_COLLECTION = "system/platform/audit_keys"
+
+
+_SIZE = re.compile(r"[0-9]{20}")
+_KEY_FIELDS = {"name", "key_id", "version", "algorithm", "public_key_pem", "note_key_id", "vkey"}
+
+
+def _is_key_entry(entry: dict[str, Any]) -> bool:
+    return (
+        set(entry) == _KEY_FIELDS
+        and isinstance(entry["version"], int)
+        and entry["algorithm"] in ("ed25519", "ecdsa-p256-sha256")
+        and all(isinstance(entry[k], str) for k in _KEY_FIELDS - {"version"})
+    )
 
 
 class TimestampClient:
@@ -72,6 +94,13 @@ class MemoryAnchors:
     async def put(
         self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
     ) -> None:
+        self.blobs[key] = bytes(data)
+
+    async def create(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        if key in self.blobs:
+            raise Conflict(f"anchor {key!r} exists")
         self.blobs[key] = bytes(data)
 
     async def get(self, key: str) -> bytes:
@@ -107,12 +136,11 @@ class AnchorSink:
         if self._check is not None:
             await self._check()  # raises while the sink is not fit; passes once, then skipped
             self._check = None
-        existing = await self.get(name)
-        if existing is not None:
-            if existing != data:
-                raise Conflict("an anchor is never replaced", details={"anchor": name})
-            return self.ref(name)
-        await self.blobs.put(name, data, content_type=content_type)
+        try:
+            await self.blobs.create(name, data, content_type=content_type)
+        except Conflict:
+            if await self.get(name) != data:  # the same bytes again are harmless
+                raise Conflict("an anchor is never replaced", details={"anchor": name}) from None
         return self.ref(name)
 
     async def get(self, name: str) -> bytes | None:
@@ -216,6 +244,7 @@ class Checkpointer:
         self._pending: set[asyncio.Task[Any]] = set()
         self._loading: set[str] = set()
         self._catching_up: set[str] = set()
+        self._anchored: dict[str, int] = {}  # chain → largest anchored size known here
         audit.on_append(self._appended)
 
     def origin(self, chain: str) -> str:
@@ -237,7 +266,7 @@ class Checkpointer:
         for chain in await self.chains():
             try:
                 done = await self.checkpoint(chain)
-            except ChainDamaged as exc:
+            except Exception as exc:  # one chain's trouble never stops the others'
                 log.error("audit chain %s not checkpointed: %s", chain, exc)
                 continue
             if done is not None:
@@ -328,7 +357,8 @@ class Checkpointer:
             if last:
                 self._sizes[chain] = last.size
             return None
-        compact = CompactRange.from_json(last.range) if last else CompactRange()
+        await self._check_anchored(chain, last)
+        compact = await self._trusted_range(chain, last)
         verifier = ChainVerifier(chain, start=last.head if last else None)
         async for document in self._blocks(paths.blocks, size, head.seq):
             if not verifier.feed(document):
@@ -357,6 +387,7 @@ class Checkpointer:
                 anchor_name(chain, new_size, "note"), note, content_type="text/plain"
             )
         }
+        self._anchored[chain] = max(new_size, self._anchored.get(chain, 0))
         timestamp_error = None
         if self.tsa is not None:
             try:
@@ -398,6 +429,73 @@ class Checkpointer:
             stored = existing
         self._sizes[chain] = new_size
         return stored
+
+    async def _check_anchored(self, chain: str, last: StoredCheckpoint | None) -> None:
+        """The store's latest checkpoint is the latest anchored one: a store that lost (or had
+        removed) checkpoints the anchor sink holds would have the next one signed over whatever
+        history it now holds. The sink is listed once per process and chain; after that this
+        process knows what it anchored, and a later checkpoint of another process is in the
+        store, where it is checked against its own anchor."""
+        anchored = self._anchored.get(chain)
+        if anchored is None:
+            sizes = [size for size, _ in await self._anchor_names(chain)]
+            anchored = self._anchored[chain] = max(sizes, default=0)
+        size = last.size if last else 0
+        if size < anchored:
+            raise ChainDamaged(
+                f"audit chain {chain}: checkpoint {anchored} is anchored at "
+                f"{self.anchors.location} but the store's latest is {size or 'none'}; no "
+                "checkpoint is signed until the store is restored",
+                details={"chain": chain, "anchored": anchored, "stored": size},
+            )
+
+    async def _trusted_range(self, chain: str, last: StoredCheckpoint | None) -> CompactRange:
+        """The compact range to extend: the previous checkpoint's, once its note is the
+        anchored one, its signature is this platform's, and the range gives the signed root."""
+        if last is None:
+            return CompactRange()
+        problem = None
+        anchor = await self.anchors.get(anchor_name(chain, last.size, "note"))
+        try:
+            compact = CompactRange.from_json(last.range)
+        except ValueError:
+            compact = None
+        if anchor is None or anchor.decode(errors="replace") != last.note:
+            problem = "differs from its anchor"
+        elif not await self._signed_here(chain, last):
+            problem = "is not signed by this platform's checkpoint key"
+        elif compact is None or compact.size != last.size or compact.root().hex() != last.root:
+            problem = "keeps a compact range that does not give its signed root"
+        elif last.head.seq != last.size - 1:
+            problem = "names a head that is not its last record"
+        if problem:
+            raise ChainDamaged(
+                f"audit chain {chain}: checkpoint {last.size} {problem}; no checkpoint is "
+                "signed over it",
+                details={"chain": chain, "checkpoint": last.size},
+            )
+        assert compact is not None
+        return compact
+
+    async def _signed_here(self, chain: str, stored: StoredCheckpoint) -> bool:
+        try:
+            version = int(stored.key.get("version", 0))
+            public = await self.keys.public_key(CHECKPOINT_KEY, version)
+            checkpoint = verify_checkpoint(
+                stored.note.encode(), self.key_name, public, origin=self.origin(chain)
+            )
+        except (NoteError, ValueError, TypeError, CfpError):
+            return False
+        return checkpoint.size == stored.size and checkpoint.root_hash.hex() == stored.root
+
+    async def _anchor_names(self, chain: str) -> list[tuple[int, str]]:
+        """(size, name) of `chain`'s anchored notes, smallest first."""
+        found = []
+        for name in await self.anchors.list(f"{chain}/"):
+            stem, _, suffix = name.rpartition("/")[2].partition(".")
+            if suffix == "note" and _SIZE.fullmatch(stem):
+                found.append((int(stem), name))
+        return sorted(found)
 
     async def _blocks(self, collection: str, first: int, last: int) -> Any:
         """Blocks `first`…`last` in seq order."""
@@ -460,8 +558,19 @@ class Checkpointer:
 
     async def keys_known(self) -> list[dict[str, Any]]:
         """Every checkpoint key version ever used, oldest first."""
-        page = await self.documents.list(KEYS_COLLECTION, limit=READ_PAGE)
-        entries = [{k: v for k, v in doc.items() if k != "_id"} for doc in page.items]
+        entries: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await self.documents.list(KEYS_COLLECTION, limit=READ_PAGE, cursor=cursor)
+            for doc in page.items:
+                entry = {k: v for k, v in doc.items() if k != "_id"}
+                if _is_key_entry(entry):
+                    entries.append(entry)
+                else:  # not a key this platform wrote: never trusted, never a crash
+                    log.error("ignoring a malformed audit key document %s", doc.get("_id"))
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
         return sorted(entries, key=lambda e: (e["key_id"], e["version"]))
 
     # -- reading them -------------------------------------------------------------------------
@@ -505,13 +614,8 @@ class Checkpointer:
     async def anchored(self, chain: str) -> list[tuple[int, str, bytes | None]]:
         """The anchored checkpoints of `chain`: (size, note text, timestamp token or None),
         smallest first, as the anchor sink holds them."""
-        names = await self.anchors.list(f"{chain}/")
         found: list[tuple[int, str, bytes | None]] = []
-        for name in names:
-            stem, _, suffix = name.rpartition("/")[2].partition(".")
-            if suffix != "note" or not stem.isdigit():
-                continue
-            size = int(stem)
+        for size, name in await self._anchor_names(chain):
             note = await self.anchors.get(name)
             if note is None:
                 continue

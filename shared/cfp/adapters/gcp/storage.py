@@ -119,6 +119,20 @@ class GcsBlobStore:
             ),
         )
 
+    async def create(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Store `data` under `key` only if no object is there (`ifGenerationMatch=0`)."""
+        check_key(key)
+        data = bytes(data)
+        await self._run(
+            "create",
+            key,
+            lambda: self._blob(key).upload_from_string(
+                data, content_type=content_type, timeout=self.timeout, if_generation_match=0
+            ),
+        )
+
     async def get(self, key: str) -> bytes:
         check_key(key)
         try:

@@ -48,6 +48,14 @@ class FileBlobStore:
         await asyncio.to_thread(self._put, key, path, bytes(data))
 
     def _put(self, key: str, path: Path, data: bytes) -> None:
+        tmp = self._staged(key, path, data)
+        try:
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _staged(self, key: str, path: Path, data: bytes) -> str:
+        """`data` written and synced to a temporary file beside `path`, ready to publish."""
         self._check_inside(key, path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +71,27 @@ class FileBlobStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return tmp
+
+    async def create(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Store `data` under `key` only if nothing is there: the complete file is linked into
+        place, which fails if the name exists (atomic across processes)."""
+        path = self._path(key)
+        await asyncio.to_thread(self._create, key, path, bytes(data))
+
+    def _create(self, key: str, path: Path, data: bytes) -> None:
+        tmp = self._staged(key, path, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise Conflict(f"blob {key!r} exists", details={"key": key}) from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
