@@ -500,7 +500,9 @@ MAKE: dict[str, Callable[[Maker, dict[str, str]], str]] = {
     "reports": lambda m, v: m.post("/v1/reports", _report(m, v))["id"],
     "session-logs": lambda m, v: m.post("/v1/session-logs", _session_log(m, v))["id"],
     "legal-holds": lambda m, v: m.post("/v1/legal-holds", {"reason": m.fresh("hold")})["id"],
-    "exports": lambda m, v: m.post("/v1/audit/export")["id"],
+    "exports": lambda m, v: ok_json(
+        m.client.post("/v1/audit/export", headers=m.h() | {"accept": "application/json"}), 201
+    )["id"],
 }
 
 

@@ -5,6 +5,8 @@ and an export bundle that `cfp audit verify` accepts (and refuses once tampered 
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.api
 __all__ = ["backend"]  # the fixture: every test here runs on local and on the emulators
 
 EVERY = 5
+JSON = {"accept": "application/json"}  # an export's artifact record rather than the zip
 
 
 def make_records(client: Any, count: int, prefix: str = "team") -> None:
@@ -140,7 +143,7 @@ def test_export_bundle_verifies_offline_and_tampering_is_named(client: Any, tmp_
 
     make_records(client, EVERY + 1)
     wait_for(lambda: checkpoints(client))
-    made = ok_json(client.post("/v1/audit/export"), 201)
+    made = ok_json(client.post("/v1/audit/export", headers=JSON), 201)
     data = client.get(made["download"])
     assert data.status_code == 200 and data.headers["content-type"] == "application/zip"
     bundle = tmp_path / "bundle.zip"
@@ -184,7 +187,7 @@ def test_cfp_audit_verify_pins_keys_and_checkpoints_from_the_anchor_sink(
     from cfp.cli import app as cli
 
     make_records(client, EVERY + 1)
-    made = ok_json(client.post("/v1/audit/export"), 201)
+    made = ok_json(client.post("/v1/audit/export", headers=JSON), 201)
     bundle = tmp_path / "bundle.zip"
     bundle.write_bytes(client.get(made["download"]).content)
     sink = platform(client).control.checkpoints.anchors
@@ -216,3 +219,17 @@ def test_cfp_audit_verify_pins_keys_and_checkpoints_from_the_anchor_sink(
     assert result.exit_code in (1, 2) and "Traceback" not in result.output
     missing = runner.invoke(cli, ["audit", "verify", str(bundle), "--key", str(tmp_path / "no")])
     assert missing.exit_code == 2 and "--key" in missing.output
+
+
+def test_an_export_answers_the_zip_itself_and_keeps_it_as_an_artifact(client: Any) -> None:
+    make_records(client, 3)
+    response = client.post("/v1/audit/export")
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert {"manifest.json", "records.jsonl", "keys.json"} <= set(names)
+    assert any(n.startswith("checkpoints/") for n in names)
+    assert any(n.startswith("anchors/") for n in names)
+    again = client.get(response.headers["location"])
+    assert again.status_code == 200 and again.content == response.content
+    assert again.headers["x-content-sha256"] == hashlib.sha256(response.content).hexdigest()

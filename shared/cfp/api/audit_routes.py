@@ -143,11 +143,20 @@ async def consistency(request: Request) -> JSONResponse:
     return JSONResponse(ConsistencyOut(**proof).model_dump(mode="json"))
 
 
-async def export(request: Request) -> JSONResponse:
+async def export(request: Request) -> Response:
+    """The bundle itself (`application/zip`), or with `Accept: application/json` the stored
+    artifact's record; either way it stays downloadable at `Location`."""
     who, chain = await audit_caller(request, "audit.export")
     entry = who.entry("audit.export", "audit_chain", chain, chain)  # a chain names its scope
-    made = await control(request).proofs.export(chain, entry)
-    response = JSONResponse(ExportOut(**made.public()).model_dump(mode="json"), status_code=201)
+    proofs = control(request).proofs
+    made = await proofs.export(chain, entry)
+    if _wants_json(request.headers.get("accept", "")):
+        response: Response = JSONResponse(
+            ExportOut(**made.public()).model_dump(mode="json"), status_code=201
+        )
+    else:
+        _, data = await proofs.get_export(chain, made.id)
+        response = _bundle(made, data, status=201)
     response.headers["location"] = made.public()["download"]
     return response
 
@@ -155,19 +164,37 @@ async def export(request: Request) -> JSONResponse:
 async def download(request: Request) -> Response:
     _, chain = await audit_caller(request, "audit.export")
     made, data = await control(request).proofs.get_export(chain, request.path_params["export"])
+    return _bundle(made, data)
+
+
+def _bundle(made: Any, data: bytes, status: int = 200) -> Response:
     return Response(
         data,
+        status_code=status,
         media_type="application/zip",
         headers={
             "content-disposition": f'attachment; filename="cfp-audit-{made.id}.zip"',
+            "x-export-id": made.id,
             "x-content-sha256": made.sha256,
         },
     )
 
 
+def _wants_json(accept: str) -> bool:
+    """JSON only when asked for before (or instead of) the zip."""
+    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    for kind in kinds:
+        if kind == "application/json":
+            return True
+        if kind in ("application/zip", "*/*", "application/*"):
+            return False
+    return False
+
+
 # -- the operations ----------------------------------------------------------------------------
 
 _ERRORS = ("400", "401", "403", "404", "421")
+_ZIP = {"type": "string", "format": "binary"}
 _CHAIN = (
     "With `x-tenant-id`, the tenant's chain (auditor, tenant admin); without it, the system "
     "chain (system admin, system-wide auditor)."
@@ -223,9 +250,11 @@ AUDIT_OPERATIONS: list[Operation] = [
         "/v1/audit/export",
         export,
         "exportAudit",
-        "Export the chain as an offline-verifiable zip bundle (the export is audited)",
+        "Export the chain as an offline-verifiable zip bundle (the export is audited): the "
+        "zip, or its artifact record with `Accept: application/json`; `Location` downloads it",
         response=ExportOut,
         status=201,
+        media={"application/zip": _ZIP},
     ),
     _op(
         "GET",
@@ -233,5 +262,6 @@ AUDIT_OPERATIONS: list[Operation] = [
         download,
         "downloadAuditExport",
         "Download an export bundle (application/zip)",
+        media={"application/zip": _ZIP},
     ),
 ]

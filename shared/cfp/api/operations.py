@@ -68,6 +68,8 @@ class Operation:
     headers: tuple[str, ...] = ()  # request headers it reads: Idempotency-Key, If-Match
     extra: dict[str, Any] = field(default_factory=dict)
     idempotent: bool = False  # a create that honours `Idempotency-Key`
+    # other media types of the success answer (by `Accept`), with their schemas
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def route(self) -> Route:
         handler = idempotent(self.handler) if self.idempotent else self.handler
@@ -179,6 +181,10 @@ def openapi_document(operations: list[Operation], *, title: str, version: str) -
                     },
                 }
             success["content"] = {"application/json": {"schema": body_schema}}
+        if op.media:
+            success.setdefault("content", {}).update(
+                {kind: {"schema": schema} for kind, schema in op.media.items()}
+            )
         responses: dict[str, Any] = {str(op.status): success}
         for code in op.errors:
             responses[code] = {
