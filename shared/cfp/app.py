@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sys
 import time
@@ -177,6 +178,39 @@ class Platform:
             url=f"http://{settings.host}:{settings.port}",
             create_admin=create_admin,
         )
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """What this process serves and how it is doing (R/diagnostics): no secret, no data."""
+        states: dict[str, int] = {}
+        page = await self.subscriptions.list(limit=500)
+        for record in page.items:
+            states[record["state"]] = states.get(record["state"], 0) + 1
+        settings = self.settings
+        return {
+            "project": self.scope.project,
+            "env": self.scope.env,
+            "tenant": self.scope.tenant,
+            "backend": settings.backend,
+            "region": settings.deployment_region,
+            "process": {
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "started": self.runtime.started,
+            },
+            "runtime": {
+                "validation_mode": self.runtime.validation_mode,
+                "steps": len(self.project.steps),
+                "consumers": len(self.runtime.consumers()),
+            },
+            "queue": await self.queue.stats(),
+            "subscriptions": states,
+            "audit": {
+                "checkpoint_seconds": settings.audit_checkpoint_seconds,
+                "checkpoint_records": settings.audit_checkpoint_records,
+                "anchors": self.control.checkpoints.anchors.location,
+                "timestamps": settings.tsa_url is not None,
+            },
+        }
 
     async def _purge_forever(self) -> None:
         """Apply every tenant's retention periods every CFP_RETENTION_PURGE_SECONDS (legal

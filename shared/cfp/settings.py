@@ -46,6 +46,7 @@ ENV_NAMES: dict[str, str] = {
     "audit_checkpoint_seconds": "CFP_AUDIT_CHECKPOINT_SECONDS",
     "audit_checkpoint_records": "CFP_AUDIT_CHECKPOINT_RECORDS",
     "retention_purge_seconds": "CFP_RETENTION_PURGE_SECONDS",
+    "diagnostics": "CFP_DIAGNOSTICS",
     # where the Google clients find the emulators (the names the Google libraries use)
     "firestore_emulator_host": "FIRESTORE_EMULATOR_HOST",
     "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
@@ -120,6 +121,8 @@ class Settings(BaseModel):
     audit_checkpoint_records: int = Field(default=1000, ge=1)
     # How often a long-running process applies the tenants' retention periods.
     retention_purge_seconds: float = Field(default=3600.0, gt=0)
+    # The diagnostic endpoint (R/diagnostics): off unless enabled; each use is audited.
+    diagnostics: bool = False
     firestore_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
     storage_emulator_host: str | None = None

@@ -160,3 +160,27 @@ def test_a_dead_letter_replay_is_audited(serve) -> None:
     records = ok_json(client.get("/v1/audit/records?action=dead_letter.replay"))["items"]
     assert [(r["target"]["id"], r["details"]["replayed"]) for r in records] == [(dead[0]["id"], 1)]
     assert records[0]["actor"]["kind"] == "service_account"
+
+
+def test_diagnostics_exist_only_when_enabled_for_their_role_and_every_use_is_audited(
+    serve,
+) -> None:
+    off = serve()
+    error_of(off.get(f"{R}/diagnostics"), 404, "not_found")
+
+    client = serve(diagnostics=True)
+    before = ok_json(client.get("/v1/audit/records?action=diagnostics.use"))["items"]
+    found = ok_json(client.get(f"{R}/diagnostics"))
+    assert found["project"] == "proj" and found["backend"] == "local"
+    assert set(found["queue"]) and found["runtime"]["steps"] > 0
+    assert "api_key" not in json.dumps(found) and "password" not in json.dumps(found)
+    after = ok_json(client.get("/v1/audit/records?action=diagnostics.use"))["items"]
+    assert len(after) == len(before) + 1
+    assert after[0]["target"] == {"type": "env", "id": "proj/dev"}
+
+    editor = member(client, "editor@example.com", "project_editor")  # no diagnostics.use
+    error_of(client.get(f"{R}/diagnostics", headers=editor), 403, "forbidden")
+    support = member(client, "support@example.com", "support")
+    assert ok_json(client.get(f"{R}/diagnostics", headers=support))["env"] == "dev"
+    records = ok_json(client.get("/v1/audit/records?action=diagnostics.use"))["items"]
+    assert len(records) == len(before) + 2  # the refusal appended none

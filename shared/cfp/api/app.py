@@ -123,6 +123,7 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route(f"{R}/dead-letters/{{id}}", rt.get_dead_letter),
         Route(f"{R}/dead-letters/{{id}}/replay", rt.replay_dead_letter, methods=["POST"]),
         Route(f"{R}/events", rt.post_event, methods=["POST"]),
+        Route(f"{R}/diagnostics", rt.get_diagnostics),
         Route(f"{R}/settings", rt.get_settings, methods=["GET"]),
         Route(f"{R}/settings", rt.put_settings, methods=["PUT"]),
         WebSocketRoute(f"{R}/ws", stream_socket),

@@ -72,6 +72,19 @@ class RuntimeSettings(Open):
     validation_mode: str
 
 
+class Diagnostics(Open):
+    project: str
+    env: str
+    tenant: str
+    backend: str
+    region: str
+    process: dict[str, Any]
+    runtime: dict[str, Any]
+    queue: dict[str, Any]
+    subscriptions: dict[str, int]
+    audit: dict[str, Any]
+
+
 class Provisioned(Open):
     items: list[dict[str, Any]]
     failed: int
@@ -232,6 +245,14 @@ RUNTIME_OPERATIONS: list[Operation] = [
         "getSettings",
         "Runtime settings",
         response=RuntimeSettings,
+    ),
+    _op(
+        "GET",
+        f"{R}/diagnostics",
+        rt.get_diagnostics,
+        "getDiagnostics",
+        "What the serving process is doing (only with CFP_DIAGNOSTICS; each use is audited)",
+        response=Diagnostics,
     ),
     _op(
         "PUT",

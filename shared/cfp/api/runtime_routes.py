@@ -383,3 +383,28 @@ async def put_settings(request: Request) -> JSONResponse:
         body.validation_mode, commit=lambda writes: p.control.audit.commit(writes, [entry])
     )
     return JSONResponse({"validation_mode": p.runtime.validation_mode})
+
+
+async def get_diagnostics(request: Request) -> JSONResponse:
+    """What the process serving this environment is doing: only when CFP_DIAGNOSTICS enables
+    it, for callers holding `diagnostics.use`; each use is an audit record."""
+    served = platform(request)
+    if not served.settings.diagnostics:
+        raise NotFound(
+            "diagnostics are disabled on this deployment (CFP_DIAGNOSTICS)",
+            details={"setting": "CFP_DIAGNOSTICS"},
+        )
+    p = await authorized(request, "diagnostics.use")
+    scope = p.scope
+    await p.control.audit.append(
+        [
+            request.state.caller.entry(
+                "diagnostics.use",
+                "env",
+                f"{scope.project}/{scope.env}",
+                f"tenant/{scope.tenant}/project/{scope.project}",
+                details={"endpoint": "diagnostics"},
+            )
+        ]
+    )
+    return JSONResponse(await p.diagnostics())
