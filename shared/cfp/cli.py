@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -471,11 +472,15 @@ def generate_rbac(output: Annotated[Path | None, typer.Option("--out")] = None) 
 
 @audit.command("verify")
 def audit_verify(
-    bundle: Annotated[Path, typer.Argument(help="An export bundle (POST /v1/audit/export).")],
+    bundle: Annotated[
+        Path,
+        typer.Argument(help="An export bundle (POST /v1/audit/export).", metavar="BUNDLE.zip"),
+    ],
     keys: Annotated[
         list[Path] | None,
         typer.Option(
             "--key",
+            metavar="KEY.json",
             help="Trust only this checkpoint key: a keys.json, or one key's JSON as the anchor "
             "sink publishes it (keys/*.json). Repeatable. Default: the bundle's own keys.json.",
         ),
@@ -484,6 +489,7 @@ def audit_verify(
         list[Path] | None,
         typer.Option(
             "--checkpoint",
+            metavar="NOTE",
             help="A signed checkpoint note fetched from the anchor sink: the bundle must reach "
             "its tree size and hash to its root. Repeatable.",
         ),
@@ -492,6 +498,7 @@ def audit_verify(
         list[str] | None,
         typer.Option(
             "--tsa-cert",
+            metavar="SHA256",
             help="Accept timestamps only from this TSA certificate "
             "(SHA-256 fingerprint, hex). Repeatable.",
         ),
@@ -506,6 +513,7 @@ def audit_verify(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from cfp.domain.bundles import keys_from_json, verify_bundle
+    from cfp.domain.notes import Checkpoint, parse_signed_note
 
     trusted = None
     if keys:
@@ -520,10 +528,16 @@ def audit_verify(
     pinned: list[bytes] = []
     for path in checkpoints or []:
         try:
-            pinned.append(path.read_bytes())
-        except OSError as exc:
-            fail(f"--checkpoint {path}: {exc}", code=2)
+            note = path.read_bytes()
+            body, _ = parse_signed_note(note)
+            Checkpoint.parse(body)
+        except (OSError, ValueError) as exc:
+            fail(f"--checkpoint {path}: not a signed checkpoint note ({exc})", code=2)
+        pinned.append(note)
     fingerprints = [f.strip().lower().replace(":", "") for f in tsa_certs or []]
+    for fingerprint in fingerprints:
+        if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+            fail(f"--tsa-cert {fingerprint!r}: a SHA-256 fingerprint is 64 hex digits", code=2)
     try:
         archive = zipfile.ZipFile(bundle)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -558,7 +572,7 @@ def audit_verify(
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not verdict.ok:
         where = f"seq {verdict.first_bad_seq}: " if verdict.first_bad_seq is not None else ""
-        fail(f"{bundle}: {where}{verdict.reason} ({verdict.checked} records held before it)")
+        fail(f"{bundle}: {where}{verdict.reason}")
     out.print(
         f"ok: {verdict.checked} records, {verdict.checkpoints} signed checkpoints, "
         f"{verdict.anchors} anchors, {verdict.timestamps} timestamps verified; "

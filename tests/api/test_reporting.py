@@ -340,3 +340,62 @@ def test_retention_holds_and_purges_over_http(serve) -> None:
     assert actions_since(client, f"tenant/{home.tenant}", before) == ["retention.purge"]
     assert ok_json(client.get("/v1/session-logs", headers=h))["items"] == []
     assert call(client, control.audit.verify, f"tenant/{home.tenant}").ok
+
+
+def test_a_contract_created_with_its_documents_and_a_numeric_value(acme) -> None:
+    import base64
+
+    client, world = acme
+    h = world.headers("admin")
+    pdf = b"%PDF-1.7 signed terms"
+    body = {
+        **CONTRACT,
+        "value": 12500.5,
+        "documents": [
+            {
+                "name": "terms.pdf",
+                "content_type": "application/pdf",
+                "content": base64.b64encode(pdf).decode(),
+            }
+        ],
+    }
+    made = ok_json(client.post("/v1/contracts", json=body, headers=h), 201)
+    assert made["value"] == "12500.5"
+    [document] = made["documents"]
+    assert document["name"] == "terms.pdf" and document["size"] == len(pdf)
+    download = client.get(f"/v1/contracts/{made['id']}/documents/{document['id']}", headers=h)
+    assert download.status_code == 200 and download.content == pdf
+    assert download.headers["content-type"].startswith("application/pdf")
+    empty = ok_json(
+        client.post("/v1/contracts", json={**CONTRACT, "documents": []}, headers=h), 201
+    )
+    assert empty["documents"] == []
+    bad = {**CONTRACT, "documents": [{"name": "x.pdf", "content": "not base64!"}]}
+    refused = error_of(client.post("/v1/contracts", json=bad, headers=h), 422, "validation_failed")
+    assert "/documents" in refused["details"][0]["pointer"]
+    backwards = {**CONTRACT, "end_date": "2024-01-01"}
+    refused = error_of(
+        client.post("/v1/contracts", json=backwards, headers=h), 422, "validation_failed"
+    )
+    assert refused["details"][0]["pointer"] == "/end_date"
+
+    # a PATCH that changes nothing: the same version, no record
+    version = made["version"]
+    seq = call(client, platform(client).control.audit.head, "tenant/acme").seq
+    same = client.patch(f"/v1/contracts/{made['id']}", json={"title": made["title"]}, headers=h)
+    assert ok_json(same)["version"] == version
+    assert actions_since(client, "tenant/acme", seq) == []
+
+
+def test_the_executive_report_refuses_windows_beyond_what_times_hold(acme) -> None:
+    client, world = acme
+    h = world.headers("admin")
+    for query, parameter in (
+        ("to=9999-12-31", "to"),
+        ("from=0001-01-01T00:00:00%2B01:00", "from"),
+        ("from=1969-12-31", "from"),
+    ):
+        refused = error_of(
+            client.get(f"/v1/executive-report?{query}", headers=h), 400, "bad_request"
+        )
+        assert refused["details"]["parameter"] == parameter, query

@@ -79,6 +79,9 @@ def test_a_contract_body_is_checked_field_by_field() -> None:
     assert ContractIn.model_validate({**VALID, "end_date": VALID["start_date"]})
     for value in ("0", "0.5", "999999999999999999.123456", "12"):
         assert ContractIn.model_validate({**VALID, "value": value}).value == value
+    # a JSON number is the decimal it is written as
+    for number, text in ((12, "12"), (12500.5, "12500.5"), (0.1, "0.1"), (1e-5, "0.00001")):
+        assert ContractIn.model_validate({**VALID, "value": number}).value == text
     bad = [
         {"value": "-1"},
         {"value": "1e3"},
@@ -86,7 +89,10 @@ def test_a_contract_body_is_checked_field_by_field() -> None:
         {"value": "1."},
         {"value": "1.1234567"},
         {"value": "1000000000000000000"},
-        {"value": 12},
+        {"value": -12},
+        {"value": 1e300},
+        {"value": True},
+        {"value": float("nan")},
         {"currency": "eur"},
         {"currency": "EURO"},
         {"start_date": "2025-1-1"},
@@ -185,12 +191,35 @@ def test_visibility_nests_private_team_project_tenant() -> None:
         "team_support": held(("support", "tenant/acme/team/core")),
         "stale_binding": held(("tenant_viewer", "tenant/acme/project/shop")),  # not bindable
         "elsewhere": held(("tenant_admin", "tenant/globex")),
+        # a project reader with an unrelated role on the team (or the tenant) is not on the team
+        "viewer_and_publisher": held(
+            ("project_viewer", "tenant/acme/project/shop"),
+            ("event_publisher", "tenant/acme/team/core"),
+        ),
+        "viewer_and_auditor": held(
+            ("project_viewer", "tenant/acme/project/shop"), ("auditor", "tenant/acme")
+        ),
     }
     expected = {
         "private": set(),
         "team": {"teammate", "tenant_viewer", "system_admin"},
-        "project": {"teammate", "tenant_viewer", "system_admin", "project_viewer"},
-        "tenant": {"teammate", "tenant_viewer", "system_admin", "project_viewer", "other_team"},
+        "project": {
+            "teammate",
+            "tenant_viewer",
+            "system_admin",
+            "project_viewer",
+            "viewer_and_publisher",
+            "viewer_and_auditor",
+        },
+        "tenant": {
+            "teammate",
+            "tenant_viewer",
+            "system_admin",
+            "project_viewer",
+            "other_team",
+            "viewer_and_publisher",
+            "viewer_and_auditor",
+        },
     }
     for visibility, sees in expected.items():
         log = {"author": "ann", "visibility": visibility, "project_id": "shop"}

@@ -630,7 +630,8 @@ def test_a_bundle_must_be_vouched_for_by_anchored_checkpoints_all_the_way() -> N
         archive = zipfile.ZipFile(io.BytesIO(bundle))
         manifest = json.loads(archive.read("manifest.json"))
         lines = archive.read(RECORDS).splitlines()[:4]
-        manifest |= {"records": 4, "head": {"seq": 3, "hash": json.loads(lines[3])["hash"]}}
+        head = {"seq": 3, "hash": json.loads(lines[3])["hash"]}
+        manifest |= {"records": 4, "head": head, "checkpoints": 1}
         cut = replace_files(
             bundle,
             {
@@ -687,3 +688,31 @@ async def _append_uncovered(world: World) -> bytes:
     await world.audit.append([entry(50)])
     data, _, _ = await world.proofs._bundle(CHAIN)
     return data
+
+
+def test_a_bundle_keeps_checkpoints_anchors_and_their_records_in_step() -> None:
+    async def scenario(world: World) -> None:
+        await fill(world, 6, {3})
+        bundle = await export(world)  # checkpoints 3 and 6
+        orphan = replace_files(bundle, {f"checkpoints/{6:020d}.note": None})
+        assert "anchor 6 has no checkpoint" in (offline(orphan).reason or "")
+        described = replace_files(
+            bundle, {f"checkpoints/{3:020d}.note": None, f"anchors/{3:020d}.note": None}
+        )
+        assert "does not hold" in (offline(described).reason or "")
+        bare = replace_files(bundle, {f"checkpoints/{3:020d}.json": None})
+        assert "has no checkpoints/" in (offline(bare).reason or "")
+        archive = zipfile.ZipFile(io.BytesIO(bundle))
+        manifest = json.loads(archive.read("manifest.json")) | {"checkpoints": 7}
+        miscounted = replace_files(bundle, {"manifest.json": json.dumps(manifest).encode()})
+        assert "lists 7 checkpoints" in (offline(miscounted).reason or "")
+        # re-zipped by hand (folders as entries of their own): still the same bundle
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as rezipped:
+            rezipped.writestr("checkpoints/", b"")
+            rezipped.writestr("anchors/", b"")
+            for name in archive.namelist():
+                rezipped.writestr(name, archive.read(name))
+        assert offline(out.getvalue()).ok
+
+    run(scenario)

@@ -376,6 +376,12 @@ async def test_a_filtered_listing_pages_through_what_the_caller_may_see(env: Env
         if cursor is None:
             break
     assert seen == [made[n] for n in (6, 4, 2, 0)]
+    # a cursor only ever follows an item the caller sees: none for a caller who sees nothing
+    stranger = person("sam", ("project_viewer", "tenant/acme/project/nowhere"))
+    page = await reporting.list_reports(stranger, "acme", project=None, limit=1, cursor=None)
+    assert page.items == [] and page.next_cursor is None
+    logs = await reporting.list_session_logs(env.admin, "acme", project=None, limit=1, cursor=None)
+    assert logs.next_cursor is None
 
 
 # -- session logs -------------------------------------------------------------------------------

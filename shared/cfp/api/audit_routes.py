@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from cfp.api.callers import TENANT_HEADER, caller, control, tenant_caller
 from cfp.api.operations import Operation
-from cfp.api.runtime_routes import page_args, read_json
+from cfp.api.runtime_routes import no_body, page_args, read_json
 from cfp.domain.audit import SYSTEM_CHAIN, tenant_chain
 from cfp.domain.callers import Caller
 from cfp.domain.rbac import AccessScope
@@ -101,11 +101,16 @@ async def audit_caller(request: Request, action: str) -> tuple[Caller, str]:
     return who, SYSTEM_CHAIN
 
 
-def int_param(request: Request, name: str) -> int:
+def int_param(request: Request, name: str, *, minimum: int = 0) -> int:
     raw = request.query_params.get(name)
-    if raw is None or not _WHOLE.fullmatch(raw):
+    if raw is None:
         raise BadRequest(
-            f"query parameter {name} is required: a whole number ≥ 0",
+            f"query parameter {name} is required: a whole number ≥ {minimum}",
+            details={"parameter": name},
+        )
+    if not _WHOLE.fullmatch(raw) or int(raw) < minimum:
+        raise BadRequest(
+            f"query parameter {name} must be a whole number ≥ {minimum}, not {raw!r}",
             details={"parameter": name, "value": raw},
         )
     return int(raw)
@@ -131,14 +136,15 @@ async def list_checkpoints(request: Request) -> JSONResponse:
 
 async def inclusion(request: Request) -> JSONResponse:
     _, chain = await audit_caller(request, "audit.read")
-    seq, size = int_param(request, "seq"), int_param(request, "tree_size")
+    seq, size = int_param(request, "seq"), int_param(request, "tree_size", minimum=1)
     proof = await control(request).proofs.inclusion(chain, seq, size)
     return JSONResponse(InclusionOut(**proof).model_dump(mode="json"))
 
 
 async def consistency(request: Request) -> JSONResponse:
     _, chain = await audit_caller(request, "audit.read")
-    first, second = int_param(request, "first"), int_param(request, "second")
+    first = int_param(request, "first", minimum=1)
+    second = int_param(request, "second", minimum=1)
     proof = await control(request).proofs.consistency(chain, first, second)
     return JSONResponse(ConsistencyOut(**proof).model_dump(mode="json"))
 
@@ -147,6 +153,7 @@ async def export(request: Request) -> Response:
     """The bundle itself (`application/zip`), or with `Accept: application/json` the stored
     artifact's record; either way it stays downloadable at `Location`."""
     who, chain = await audit_caller(request, "audit.export")
+    await no_body(request)
     entry = who.entry("audit.export", "audit_chain", chain, chain)  # a chain names its scope
     proofs = control(request).proofs
     made = await proofs.export(chain, entry)

@@ -103,7 +103,7 @@ def if_match(request: Request) -> int | None:
     if raw is None:
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise BadRequest(
             "If-Match must be the ETag of a read (a quoted version number)",
             details={"if_match": raw},

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from cfp.api.callers import control, tenant_caller
 from cfp.api.control_routes import if_match, resource
 from cfp.api.operations import ERRORS, Operation
-from cfp.api.runtime_routes import listing, page_args, read_json
+from cfp.api.runtime_routes import listing, no_body, page_args, read_json
 from cfp.domain.reporting import (
     Contract,
     ContractDocument,
@@ -245,6 +245,7 @@ async def put_retention(request: Request) -> JSONResponse:
 
 async def purge(request: Request) -> JSONResponse:
     who, tenant = await tenant_caller(request)
+    await no_body(request)
     return _json(await retention(request).purge_as(who, tenant))
 
 

@@ -92,7 +92,7 @@ async def authorize_project(
 
 def page_args(request: Request, default: int = 50) -> tuple[int, str | None]:
     raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(
             f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}",
             details={"parameter": "limit"},
@@ -371,6 +371,8 @@ async def get_settings(request: Request) -> JSONResponse:
 async def put_settings(request: Request) -> JSONResponse:
     p = await authorized(request, "project.manage")
     body: SettingsIn = await read_json(request, SettingsIn)
+    if body.validation_mode == p.runtime.validation_mode:  # nothing changes, nothing recorded
+        return JSONResponse({"validation_mode": p.runtime.validation_mode})
     scope = p.scope
     entry = request.state.caller.entry(
         "env.settings.update",
@@ -408,3 +410,16 @@ async def get_diagnostics(request: Request) -> JSONResponse:
         ]
     )
     return JSONResponse(await p.diagnostics())
+
+
+class NoBody(BaseModel):
+    """The body of an action that takes no options: nothing, or `{}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+async def no_body(request: Request) -> None:
+    """Refuse a body an action does not take (malformed JSON, unknown fields) with 400/422,
+    rather than act as if it were not there."""
+    if (await request.body()).strip():
+        await read_json(request, NoBody)

@@ -191,6 +191,20 @@ def _verify(
     for size in sorted(signed):
         if size not in anchored:
             raise _Bad(_start(signed, size), f"checkpoint {size} has no anchor in the bundle")
+        if checkpoint_file(size, "json") not in names:
+            raise _Bad(
+                _start(signed, size), f"checkpoint {size} has no {checkpoint_file(size, 'json')}"
+            )
+    for size in sorted(anchored):
+        if size not in signed:
+            raise _Bad(_start(anchored, size), f"anchor {size} has no checkpoint in the bundle")
+    stray = [n for n in names if n.endswith(".json") and n.startswith("checkpoints/")]
+    for name in stray:
+        if int(name.removeprefix("checkpoints/").partition(".")[0]) not in signed:
+            raise _Bad(None, f"{name} describes a checkpoint the bundle does not hold")
+    listed = manifest.get("checkpoints")
+    if listed is not None and listed != len(signed):
+        raise _Bad(None, f"the manifest lists {listed} checkpoints, the bundle holds {len(signed)}")
     for size, (_root, note) in anchored.items():
         if size in signed and signed[size][1] != note:
             raise _Bad(_start(signed, size), f"checkpoint {size} differs from its anchor")
@@ -270,7 +284,7 @@ _MEMBER = re.compile(r"(checkpoints/[0-9]{20}\.(note|json)|anchors/[0-9]{20}\.(n
 
 def _names(bundle: Bundle) -> set[str]:
     """The bundle's file names: each once, each one the layout has a place for."""
-    names = list(bundle.names())
+    names = [n for n in bundle.names() if not n.endswith("/")]  # folders a re-zip adds
     seen: set[str] = set()
     for name in names:
         if name in seen:

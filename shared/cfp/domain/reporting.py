@@ -15,6 +15,8 @@ Choices (docs/reporting.md says them to users):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import decimal
 import io
@@ -28,7 +30,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cfp.domain.audit import payload_hash
 from cfp.domain.documents import doc_id
@@ -60,8 +70,28 @@ def _iso_date(value: Any) -> Any:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Days = Annotated[int, Field(strict=True, ge=1, le=36500)]
+
+
+def _amount(value: Any) -> Any:
+    """A JSON number is taken as the decimal it is written as (an integer, or a finite float
+    through its shortest text); text is checked against DECIMAL as it is."""
+    if isinstance(value, bool):
+        return value  # refused by the pattern's type check
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        text = repr(value)
+        return text if "e" not in text else format(decimal.Decimal(text), "f")
+    return value
+
+
 Amount = Annotated[
-    str, Field(pattern=DECIMAL, description="A non-negative decimal, as text: `12500.00`")
+    str,
+    BeforeValidator(_amount),
+    Field(
+        pattern=DECIMAL,
+        description="A non-negative decimal: text (`12500.00`, kept exactly) or a JSON number",
+    ),
 ]
 Currency = Annotated[str, Field(pattern=CURRENCY, description="ISO 4217 code: `EUR`, `USD`")]
 ProjectId = Annotated[str, Field(pattern=SLUG, description="The project's id (its slug)")]
@@ -86,7 +116,8 @@ class InvalidTransition(Conflict):
 def iso(epoch: float) -> str:
     """Epoch seconds as the API shows times: RFC 3339, UTC, milliseconds, one fixed width (so
     that text order is time order)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def new_id(prefix: str, now: float | None = None) -> str:
@@ -190,6 +221,24 @@ def _dates_in_order(start: date | None, end: date | None) -> None:
         raise ValueError(f"end_date {end} is before start_date {start}")
 
 
+class DocumentIn(Strict):
+    """A document sent with the contract: its bytes in base64 (large ones are uploaded on
+    their own, to POST /v1/contracts/{id}/documents)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    content: str = Field(description="The bytes, base64 (RFC 4648)")
+
+    def data(self) -> bytes:
+        try:
+            raw = base64.b64decode(self.content, validate=True)
+        except binascii.Error:
+            raise ValueError("content is not base64") from None
+        if not raw:
+            raise ValueError("content is empty")
+        return raw
+
+
 class ContractIn(Strict):
     title: str = Field(min_length=1, max_length=200)
     counterparty: str = Field(min_length=1, max_length=200)
@@ -200,11 +249,27 @@ class ContractIn(Strict):
     currency: Currency
     start_date: IsoDate
     end_date: IsoDate | None = Field(default=None, description="null: open-ended")
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=MAX_DOCUMENTS)
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> ContractIn:
-        _dates_in_order(self.start_date, self.end_date)
-        return self
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, end: date | None, info: ValidationInfo) -> date | None:
+        _dates_in_order(info.data.get("start_date"), end)  # the error points at /end_date
+        return end
+
+    @field_validator("documents")
+    @classmethod
+    def _documents_decode(cls, documents: list[DocumentIn]) -> list[DocumentIn]:
+        for index, document in enumerate(documents):
+            try:
+                document.data()
+                document_name(document.name)
+                media_type(document.content_type)
+            except BadRequest as exc:
+                raise ValueError(f"documents[{index}]: {exc.message}") from None
+            except ValueError as exc:
+                raise ValueError(f"documents[{index}]: {exc}") from None
+        return documents
 
 
 class ContractPatch(Strict):
@@ -375,22 +440,6 @@ def reads_reports_in(bindings: Iterable[Binding], tenant: str) -> bool:
     return False
 
 
-def _on_team_or_above(bindings: Iterable[Binding], tenant: str, team: str | None) -> bool:
-    for binding in bindings:
-        if _role_of(binding) is None:
-            continue
-        scope = binding.scope
-        if scope.kind is ScopeKind.SYSTEM:
-            return True
-        if scope.tenant != tenant:
-            continue
-        if scope.kind is ScopeKind.TENANT:
-            return True
-        if scope.kind is ScopeKind.TEAM and team is not None and scope.team == team:
-            return True
-    return False
-
-
 def can_see_session_log(
     principal: str,
     bindings: Sequence[Binding],
@@ -417,9 +466,10 @@ def can_see_session_log(
     if visibility == "project":
         return allowed(bindings, "report.read", project, team=team)
     if visibility == "team":
-        return allowed(bindings, "report.read", project, team=team) and _on_team_or_above(
-            bindings, tenant, team
-        )
+        # report.read on the project from a binding on its team or above, the same binding:
+        # a project-only reader plus some unrelated team role is not on the team.
+        above = [b for b in bindings if b.scope.kind is not ScopeKind.PROJECT]
+        return allowed(above, "report.read", project, team=team)
     return False
 
 
@@ -535,7 +585,17 @@ def parse_bound(raw: str, parameter: str, *, end: bool) -> datetime:
 
 def report_window(raw_from: str | None, raw_to: str | None, now: float) -> tuple[float, float]:
     """The window `[from, to)` in epoch seconds. Defaults: `to` the end of today (UTC), `from`
-    30 days before `to`; `from` must be before `to`."""
+    30 days before `to`; `from` must be before `to`; both within years 1970 to 9998."""
+    try:
+        return _window(raw_from, raw_to, now)
+    except OverflowError:
+        raise BadRequest(
+            "from and to lie between 1970-01-01 and 9998-12-31",
+            details={"parameter": "from" if raw_from else "to"},
+        ) from None
+
+
+def _window(raw_from: str | None, raw_to: str | None, now: float) -> tuple[float, float]:
     if raw_to:
         to = parse_bound(raw_to, "to", end=True)
     else:
@@ -551,7 +611,16 @@ def report_window(raw_from: str | None, raw_to: str | None, now: float) -> tuple
             f"from ({start.isoformat()}) must be before to ({to.isoformat()})",
             details={"parameter": "from"},
         )
+    for bound, name in ((start, "from"), (to, "to")):
+        if not _EPOCH <= bound <= _LAST:
+            raise BadRequest(
+                f"{name} lies between 1970-01-01 and 9998-12-31", details={"parameter": name}
+            )
     return start.timestamp(), to.timestamp()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 class Window(BaseModel):

@@ -189,7 +189,10 @@ class AuditProofs:
         if (from_seq is not None and from_seq < 0) or (to_seq is not None and to_seq < 0):
             raise BadRequest("from_seq and to_seq are at least 0")
         if from_seq is not None and to_seq is not None and to_seq < from_seq:
-            raise BadRequest("to_seq is at least from_seq", details={"from_seq": from_seq})
+            raise BadRequest(
+                f"to_seq ({to_seq}) is below from_seq ({from_seq})",
+                details={"from_seq": from_seq, "to_seq": to_seq},
+            )
         start = from_seq or 0
         outcome = await self._verify(chain, start, to_seq)
         try:
@@ -449,7 +452,10 @@ class AuditProofs:
                 "head": head,
                 "checkpoints": len(stored),
                 "anchor_sink": self.checkpoints.anchors.location,
-                "verify": "cfp audit verify BUNDLE.zip [--key KEYS.json]",
+                "verify": (
+                    "cfp audit verify BUNDLE.zip --key <the anchor sink's keys/*.json> "
+                    "--checkpoint <its latest note of this chain>"
+                ),
             }
             bundle.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         return buffer.getvalue(), count, len(stored)

@@ -66,7 +66,7 @@ from cfp.services.tenancy import PreconditionFailed
 
 _SLUG = re.compile(SLUG)
 PAGE = 500  # documents read per store request when reading a whole collection
-SCAN_ROUNDS = 20  # store pages a filtered listing reads before it answers with what it has
+SCAN_PAGE = 200  # documents a filtered listing reads from the store at a time
 ATTEMPTS = 8  # compare-and-set retries of a contract or a project's latest report
 
 
@@ -168,23 +168,37 @@ class Reporting:
         limit: int,
         cursor: str | None,
     ) -> Page:
-        """Newest first, the documents `keep` admits: a page may hold fewer than `limit` (what
-        the caller may not see is skipped silently), its cursor continues after them."""
+        """Newest first, the documents `keep` admits (what the caller may not see is skipped
+        silently). The next cursor is always the one after the page's last item, which the
+        caller sees: a cursor never names, nor gives away, a document it may not see. So the
+        scan reads on until the page is full or the collection ends."""
         items: list[dict[str, Any]] = []
-        for _ in range(SCAN_ROUNDS):
-            page = await self.documents.list(
+
+        async def read(size: int, after: str | None) -> Page:
+            return await self.documents.list(
                 collection,
                 where=where,
                 order_by="created_at",
                 descending=True,
-                limit=limit - len(items),
-                cursor=cursor,
+                limit=size,
+                cursor=after,
             )
-            items += [stored(doc) for doc in page.items if keep(doc)]
+
+        batch = max(limit, SCAN_PAGE)
+        while True:
+            page = await read(batch, cursor)
+            for index, doc in enumerate(page.items):
+                if not keep(doc):
+                    continue
+                items.append(stored(doc))
+                if len(items) == limit:
+                    if index == len(page.items) - 1:
+                        return Page(items, page.next_cursor)
+                    # the store's cursor after this very document: the same read, cut there
+                    return Page(items, (await read(index + 1, cursor)).next_cursor)
+            if page.next_cursor is None:
+                return Page(items, None)
             cursor = page.next_cursor
-            if cursor is None or len(items) >= limit:
-                break
-        return Page(items, cursor)
 
     def _reads_anywhere(self, caller: Caller, tenant: str, what: str) -> None:
         if not reads_reports_in(caller.bindings, tenant):
@@ -199,27 +213,57 @@ class Reporting:
         caller.check("report.manage", AccessScope.for_tenant(tenant))
         now = self.clock()
         ident = new_id("ctr", now)
-        contract = Contract(
-            id=ident,
-            **body.model_dump(),
-            documents=[],
-            created_at=iso(now),
-            created_by=caller.principal_id,
-            updated_at=iso(now),
-            version=1,
-        )
-        data = contract.model_dump(mode="json")
-        entry = caller.entry(
-            "contract.create",
-            "contract",
-            ident,
-            f"tenant/{tenant}",
-            details={"status": contract.status, "currency": contract.currency},
-        )
-        await self.audit.commit(
-            [CreateDoc(ReportingPaths(tenant).contract(ident), data)],
-            [with_hash(entry, content_hash(_content(data)))],
-        )
+        paths = ReportingPaths(tenant)
+        # Documents sent with the contract become artifacts first; if the contract does not
+        # commit, they are removed again (nothing half-written stays).
+        documents: list[ContractDocument] = []
+        keys: list[str] = []
+        try:
+            for sent in body.documents:
+                raw = sent.data()
+                document = ContractDocument(
+                    id=new_id("doc", now),
+                    name=document_name(sent.name),
+                    content_type=media_type(sent.content_type),
+                    size=len(raw),
+                    sha256=payload_hash(raw),
+                    uploaded_at=iso(now),
+                    uploaded_by=caller.principal_id,
+                )
+                key = paths.document_key(ident, document.id)
+                await self._blob_store().put(key, raw, content_type=document.content_type)
+                keys.append(key)
+                documents.append(document)
+            contract = Contract(
+                id=ident,
+                **body.model_dump(exclude={"documents"}),
+                documents=documents,
+                created_at=iso(now),
+                created_by=caller.principal_id,
+                updated_at=iso(now),
+                version=1,
+            )
+            data = contract.model_dump(mode="json")
+            entry = caller.entry(
+                "contract.create",
+                "contract",
+                ident,
+                f"tenant/{tenant}",
+                details={
+                    "status": contract.status,
+                    "currency": contract.currency,
+                    "documents": len(documents),
+                },
+            )
+            await self.audit.commit(
+                [CreateDoc(paths.contract(ident), data)],
+                [with_hash(entry, content_hash(_content(data)))],
+            )
+        except BaseException:
+            for key in keys:
+                with contextlib.suppress(Exception):
+                    await self._blob_store().delete(key)
+            raise
         return contract
 
     async def _contract_doc(self, tenant: str, contract: str) -> dict[str, Any]:
@@ -289,9 +333,11 @@ class Reporting:
             raise ValidationFailed(
                 "request body is invalid", details=[{"pointer": "/end_date", "message": problem}]
             )
+        fields = sorted(k for k, v in changes.items() if current.get(k) != v)
+        if not fields:  # nothing changes: no new version, no record, ETags stay valid
+            return Contract(**current)
         now = self.clock()
         updated = {**current, **changes, "version": current["version"] + 1, "updated_at": iso(now)}
-        fields = sorted(k for k, v in changes.items() if current.get(k) != v)
         details: dict[str, Any] = {"fields": fields}
         action = "contract.update"
         if "status" in changes:
@@ -442,17 +488,19 @@ class Reporting:
         for _ in range(ATTEMPTS):
             previous = await self.documents.get(latest)
             expected = ABSENT if previous is None else previous["id"]
+            writes: list[Any] = [CreateDoc(paths.report(report.id), data)]
+            # The latest moves only forwards: a newer report that came first stays the latest
+            # (ids sort by creation time), and this one joins the history alone.
+            if previous is None or (previous["created_at"], previous["id"]) < (
+                report.created_at,
+                report.id,
+            ):
+                writes.append(CompareAndSet(latest, expected, data, field="id"))
             try:
-                await self.audit.commit(
-                    [
-                        CreateDoc(paths.report(report.id), data),
-                        CompareAndSet(latest, expected, data, field="id"),
-                    ],
-                    [entry],
-                )
+                await self.audit.commit(writes, [entry])
                 return report
             except Conflict:
-                continue  # another report of the project came first: this one is newer
+                continue  # another report of the project came first: look again
         raise Unavailable("the project's reports kept changing; try again")
 
     async def get_report(self, caller: Caller, tenant: str, report: str) -> Report:

@@ -348,4 +348,6 @@ class Retention:
                 run.results.append(await self.purge(tenant, now))
             except CfpError as exc:
                 run.failed[tenant] = exc.message
+            except Exception as exc:  # one tenant's trouble never stops the others' purges
+                run.failed[tenant] = f"{type(exc).__name__}: {exc}"
         return run

@@ -113,7 +113,12 @@ def _decode_cursor(cursor: str) -> list[Any]:
         raise BadRequest(
             "cursor is not one this server issued", details={"cursor": cursor}
         ) from exc
-    if not isinstance(values, list) or len(values) != 2:
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not isinstance(values[1], str)
+        or isinstance(values[0], list | dict)
+    ):
         raise BadRequest("cursor is not one this server issued", details={"cursor": cursor})
     return values
 
