@@ -86,6 +86,7 @@ def build_bundle(count: int, every: int) -> bytes:
                     notes.append((seq + 1, note))
         for size, note in notes:
             bundle.writestr(checkpoint_file(size, "note"), note)
+            bundle.writestr(checkpoint_file(size, "json"), json.dumps({"size": size}))
             bundle.writestr(anchor_file(size, "note"), note)
         keys = [
             {
@@ -99,7 +100,13 @@ def build_bundle(count: int, every: int) -> bytes:
             }
         ]
         bundle.writestr("keys.json", json.dumps(keys))
-        manifest = {"format": FORMAT, "chain": chain, "origin": origin, "records": count}
+        manifest = {
+            "format": FORMAT,
+            "chain": chain,
+            "origin": origin,
+            "records": count,
+            "checkpoints": len(notes),
+        }
         bundle.writestr("manifest.json", json.dumps(manifest | {"head": head}))
     return out.getvalue()
 
