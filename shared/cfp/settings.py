@@ -47,6 +47,7 @@ ENV_NAMES: dict[str, str] = {
     "audit_checkpoint_records": "CFP_AUDIT_CHECKPOINT_RECORDS",
     "retention_purge_seconds": "CFP_RETENTION_PURGE_SECONDS",
     "diagnostics": "CFP_DIAGNOSTICS",
+    "web_dir": "CFP_WEB_DIR",
     # where the Google clients find the emulators (the names the Google libraries use)
     "firestore_emulator_host": "FIRESTORE_EMULATOR_HOST",
     "pubsub_emulator_host": "PUBSUB_EMULATOR_HOST",
@@ -123,6 +124,8 @@ class Settings(BaseModel):
     retention_purge_seconds: float = Field(default=3600.0, gt=0)
     # The diagnostic endpoint (R/diagnostics): off unless enabled; each use is audited.
     diagnostics: bool = False
+    # The workbench's built files (web/dist), served at `/`; default: the repository's build.
+    web_dir: Path | None = None
     firestore_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
     storage_emulator_host: str | None = None
@@ -198,6 +201,13 @@ class Settings(BaseModel):
             return Path(self.audit_anchor_dir)
         data = Path(self.data_dir).resolve()
         return data.parent / f"{data.name}-audit-anchors"
+
+    @property
+    def web_build(self) -> Path:
+        """Where the built workbench is: CFP_WEB_DIR, else web/dist beside the package."""
+        if self.web_dir is not None:
+            return Path(self.web_dir)
+        return Path(__file__).resolve().parents[2] / "web" / "dist"
 
     @property
     def anchor_bucket(self) -> str:

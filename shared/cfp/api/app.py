@@ -9,8 +9,9 @@ from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from cfp.api import control_routes as cp
 from cfp.api import runtime_routes as rt
@@ -29,8 +30,39 @@ from cfp.app import Platform
 R = "/v1/projects/{project}/envs/{env}"
 
 
-async def index(request: Request) -> JSONResponse:
+# What the workbench's page may load: itself, its API and websocket; React Flow styles inline.
+WORKBENCH_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+
+
+async def index(request: Request) -> Response:
+    """A browser gets the workbench (when it is built); an API client the surfaces below."""
     p: Platform = request.app.state.platform
+    page = p.settings.web_build / "index.html"
+    if _wants_html(request) and page.is_file():
+        return FileResponse(
+            page,
+            headers={
+                "content-security-policy": WORKBENCH_CSP,
+                "cache-control": "no-cache",
+                "x-content-type-options": "nosniff",
+                "referrer-policy": "no-referrer",
+            },
+        )
+    return _surfaces(p)
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser's navigation (HTML asked for before any JSON)."""
+    accept = request.headers.get("accept", "")
+    html, json = accept.find("text/html"), accept.find("application/json")
+    return html >= 0 and (json < 0 or html < json)
+
+
+def _surfaces(p: Platform) -> JSONResponse:
     base = f"/v1/projects/{p.project.slug}/envs/{p.scope.env}"
     return JSONResponse(
         {
@@ -133,6 +165,9 @@ def routes(platform: Platform) -> list[BaseRoute]:
         ],
         *[op.route() for op in REPORT_OPERATIONS],
     ]
+    assets = platform.settings.web_build / "assets"
+    if assets.is_dir():  # the workbench's built scripts and styles (hashed names: cached)
+        table.append(Mount("/assets", app=StaticFiles(directory=assets), name="assets"))
     for step in platform.project.api_steps:
         if step.route is not None:
             endpoint = step_endpoint(step)
