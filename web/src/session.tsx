@@ -73,13 +73,17 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       const [who, catalogue, listing] = await Promise.all([
         api<Me>("/v1/me"),
         api<{ items: Role[] }>("/v1/roles"),
-        api<{ items: { tenant?: string; slug: string; env?: string }[] }>("/v1/projects"),
+        // without x-tenant-id: what this process serves (one project environment)
+        api<{ items: { slug: string; envs: string[] }[] }>("/v1/projects"),
       ]);
       setMe(who);
       setRoles(Object.fromEntries(catalogue.items.map((r) => [r.id, r])));
       const first = listing.items[0];
+      const tenants = who.bindings
+        .map((b) => /^tenant\/([^/]+)/.exec(b.scope)?.[1])
+        .filter((t): t is string => Boolean(t));
       const here = first
-        ? { tenant: first.tenant ?? null, project: first.slug, env: first.env ?? null }
+        ? { tenant: tenants[0] ?? null, project: first.slug, env: first.envs[0] ?? null }
         : null;
       if (here?.tenant && here.project && here.env) {
         setServed(here as Served);

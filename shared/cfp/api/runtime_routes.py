@@ -147,9 +147,7 @@ async def list_projects(request: Request) -> JSONResponse:
     return listing(
         [
             {
-                "tenant": served.scope.tenant,
                 "slug": served.project.slug,
-                "env": served.scope.env,
                 "envs": [served.scope.env],
                 "steps": len(served.project.steps),
                 "streams": len(served.project.streams),
