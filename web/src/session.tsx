@@ -60,6 +60,35 @@ export function covers(bound: string, scope: string, team: string | null): boole
   return false;
 }
 
+/** The tenant whose project this process serves, among those the caller may work in: a
+ * system administrator is bound on no tenant, so the tenants are asked for then. */
+async function servingTenant(who: Me, project: string): Promise<string | null> {
+  let tenants = [
+    ...new Set(
+      who.bindings
+        .map((b) => /^tenant\/([^/]+)/.exec(b.scope)?.[1])
+        .filter((t): t is string => Boolean(t)),
+    ),
+  ];
+  if (!tenants.length && who.bindings.some((b) => b.scope === "system")) {
+    try {
+      const page = await api<{ items: { id: string }[] }>("/v1/tenants?limit=50");
+      tenants = page.items.map((t) => t.id);
+    } catch {
+      return null;
+    }
+  }
+  for (const tenant of tenants.slice(0, 20)) {
+    try {
+      const page = await api<{ items: { slug: string }[] }>("/v1/projects?limit=500", { tenant });
+      if (page.items.some((p) => p.slug === project)) return tenant;
+    } catch {
+      // not readable there: try the next
+    }
+  }
+  return tenants[0] ?? null;
+}
+
 export function SessionProvider({ children }: { children: ReactNode }) {
   const [state, setState] = useState<Session["state"]>("loading");
   const [me, setMe] = useState<Me | null>(null);
@@ -79,11 +108,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       setMe(who);
       setRoles(Object.fromEntries(catalogue.items.map((r) => [r.id, r])));
       const first = listing.items[0];
-      const tenants = who.bindings
-        .map((b) => /^tenant\/([^/]+)/.exec(b.scope)?.[1])
-        .filter((t): t is string => Boolean(t));
       const here = first
-        ? { tenant: tenants[0] ?? null, project: first.slug, env: first.envs[0] ?? null }
+        ? {
+            tenant: await servingTenant(who, first.slug),
+            project: first.slug,
+            env: first.envs[0] ?? null,
+          }
         : null;
       if (here?.tenant && here.project && here.env) {
         setServed(here as Served);
