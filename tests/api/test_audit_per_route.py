@@ -140,6 +140,10 @@ REQUESTS: dict[str, Callable[[Ctx, dict[str, str]], Request]] = {
         {"ids": [dead_letter(ctx.client, _in_served(ctx), ctx.fresh("many"))]}, _in_served(ctx)
     ),
     "putSettings": lambda ctx, v: Request({"validation_mode": "strict"}, _in_served(ctx)),
+    "putFlowLayout": lambda ctx, v: Request(
+        {"nodes": {"Note": {"x": 1, "y": 2}}, "viewport": {"x": 0, "y": 0, "zoom": 1}},
+        _in_served(ctx),
+    ),
     "replayDeadLetter": lambda ctx, v: Request(None, _in_served(ctx)),
     "provisionSubscriptions": lambda ctx, v: Request(None, _in_served(ctx)),
     "verifyAuditChain": lambda ctx, v: Request({}),

@@ -141,6 +141,8 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route("/v1/subscriptions/provision", subs.provision_subscriptions, methods=["POST"]),
         Route(f"{R}/flows", rt.list_flows),
         Route(f"{R}/flows/{{flow}}", rt.get_flow),
+        Route(f"{R}/flows/{{flow}}/layout", rt.get_flow_layout, methods=["GET"]),
+        Route(f"{R}/flows/{{flow}}/layout", rt.put_flow_layout, methods=["PUT"]),
         Route(f"{R}/steps", rt.list_steps),
         Route(f"{R}/traces", rt.list_traces),
         Route(f"{R}/traces/{{trace_id}}", rt.get_trace),

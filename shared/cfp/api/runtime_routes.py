@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cfp.app import Platform
-from cfp.domain.documents import Filter, doc_id, raw_id
+from cfp.domain.documents import ABSENT, CompareAndSet, Filter, doc_id, raw_id
 from cfp.domain.flows import build_flows
 from cfp.domain.rbac import AccessScope
-from cfp.errors import BadRequest, NotFound, ValidationFailed
+from cfp.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from cfp.services.runtime import Origin
+from cfp.services.tenancy import PreconditionFailed, now_iso
 
 MAX_LIMIT = 500
 
@@ -423,3 +424,155 @@ async def no_body(request: Request) -> None:
     rather than act as if it were not there."""
     if (await request.body()).strip():
         await read_json(request, NoBody)
+
+
+# -- flow layouts: where the workbench draws each step of a flow -------------------------------
+
+MAX_LAYOUT_NODES = 2000
+MAX_COORDINATE = 10_000_000.0  # far beyond any canvas; keeps the numbers sane
+MAX_UNKNOWN_NAMED = 20  # how many unknown step names an error message spells out
+
+
+class LayoutPosition(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    x: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+    y: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+
+
+class LayoutViewport(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    x: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+    y: float = Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)
+    zoom: float = Field(gt=0, le=100, allow_inf_nan=False)
+
+
+class FlowLayoutIn(BaseModel):
+    """A flow's layout: step name -> position, and the viewport; `{}` clears it (the workbench
+    lays the flow out by itself again)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    nodes: dict[str, LayoutPosition] = Field(default_factory=dict, max_length=MAX_LAYOUT_NODES)
+    viewport: LayoutViewport | None = None
+
+
+class FlowLayout(BaseModel):
+    """A flow's saved layout; `version` (its ETag) is 0 while none was ever saved."""
+
+    flow: str
+    nodes: dict[str, LayoutPosition]
+    viewport: LayoutViewport | None = None
+    version: int
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+def _flow_graph(p: Platform, request: Request) -> dict[str, Any]:
+    flows = build_flows(p.project.steps.values())
+    name = request.path_params["flow"]
+    if name not in flows:
+        raise NotFound(f"no flow named {name!r}", details={"flows": sorted(flows)})
+    return flows[name]
+
+
+def _layout_reply(flow: dict[str, Any], doc: dict[str, Any] | None) -> JSONResponse:
+    """The stored layout of `flow` as its steps are now (a step since removed is left out),
+    with its version as the ETag."""
+    doc = doc or {}
+    steps = {node["id"] for node in flow["nodes"]}
+    layout = FlowLayout(
+        flow=flow["name"],
+        nodes={
+            n["step"]: LayoutPosition(x=n["x"], y=n["y"])
+            for n in doc.get("nodes", [])
+            if n["step"] in steps
+        },
+        viewport=LayoutViewport(**doc["viewport"]) if doc.get("viewport") else None,
+        version=doc.get("version", 0),
+        updated_at=doc.get("updated_at"),
+        updated_by=doc.get("updated_by"),
+    )
+    response = JSONResponse(layout.model_dump(mode="json"))
+    response.headers["etag"] = f'"{layout.version}"'
+    return response
+
+
+def _pointer(name: str) -> str:
+    return "/nodes/" + name.replace("~", "~0").replace("/", "~1")
+
+
+async def get_flow_layout(request: Request) -> JSONResponse:
+    p = await authorized(request, "flow.read")
+    flow = _flow_graph(p, request)
+    return _layout_reply(flow, await p.documents.get(p.scope.flow_layout(flow["name"])))
+
+
+async def put_flow_layout(request: Request) -> JSONResponse:
+    """Save where the workbench draws a flow's steps, for every user of the project. Audited
+    (`flow.layout.update`, with counts, never coordinates); `If-Match` guards the version read;
+    a layout that changes nothing writes and records nothing."""
+    from cfp.api.control_routes import if_match  # control_routes imports this module
+
+    p = await authorized(request, "flow.edit")
+    flow = _flow_graph(p, request)
+    expected = if_match(request)
+    body: FlowLayoutIn = await read_json(request, FlowLayoutIn)
+    steps = {node["id"] for node in flow["nodes"]}
+    unknown = sorted(set(body.nodes) - steps)
+    if unknown:
+        named = ", ".join(repr(n[:100]) for n in unknown[:MAX_UNKNOWN_NAMED])
+        extra = len(unknown) - MAX_UNKNOWN_NAMED
+        more = f" and {extra} more" if extra > 0 else ""
+        raise ValidationFailed(
+            f"not steps of flow {flow['name']!r}: {named}{more}",
+            details=[
+                {"pointer": _pointer(n), "message": f"{n!r} is not a step of this flow"}
+                for n in unknown
+            ],
+        )
+    path = p.scope.flow_layout(flow["name"])
+    nodes = [{"step": name, "x": pos.x, "y": pos.y} for name, pos in sorted(body.nodes.items())]
+    viewport = body.viewport.model_dump() if body.viewport else None
+    scope = p.scope
+    for _ in range(3):  # a concurrent save without If-Match: read again, save over it
+        current = await p.documents.get(path)
+        version = current["version"] if current else 0
+        if expected is not None and expected != version:
+            raise PreconditionFailed(
+                f"the layout of flow {flow['name']!r} changed since it was read (version "
+                f"{version}, If-Match {expected})",
+                details={"version": version},
+            )
+        if current and current.get("nodes") == nodes and current.get("viewport") == viewport:
+            return _layout_reply(flow, current)  # nothing changes, nothing recorded
+        updated = {
+            "flow": flow["name"],
+            "nodes": nodes,
+            "viewport": viewport,
+            "version": version + 1,
+            "updated_at": now_iso(p.runtime.clock),
+            "updated_by": request.state.caller.principal_id,
+        }
+        entry = request.state.caller.entry(
+            "flow.layout.update",
+            "flow",
+            flow["name"],
+            f"tenant/{scope.tenant}/project/{scope.project}",
+            details={
+                "env": scope.env,
+                "nodes": len(nodes),
+                "steps": len(steps),
+                "viewport": viewport is not None,
+                "version": version + 1,
+            },
+        )
+        write = CompareAndSet(path, version if current else ABSENT, updated, field="version")
+        try:
+            await p.control.audit.commit([write], [entry])
+        except Conflict:
+            if expected is not None:
+                raise PreconditionFailed(
+                    f"the layout of flow {flow['name']!r} changed while it was being saved"
+                ) from None
+            continue
+        return _layout_reply(flow, updated)
+    raise Conflict(f"the layout of flow {flow['name']!r} is being saved by others; try again")

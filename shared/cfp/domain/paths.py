@@ -53,3 +53,7 @@ class Scope:
 
     def settings(self) -> str:
         return f"{self.root}/config/settings"
+
+    def flow_layout(self, flow: str) -> str:
+        """A flow's saved canvas layout (the workbench's node positions and viewport)."""
+        return f"{self.root}/flow_layouts/{doc_id(flow)}"
