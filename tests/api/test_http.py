@@ -395,3 +395,10 @@ def test_list_shape_and_bad_limits(serve, path):
     for limit in ("0", "abc", "501", "-1"):
         error = error_of(client.get(f"{R}{path}", params={"limit": limit}), 400, "bad_request")
         assert error["details"] == {"parameter": "limit"}
+
+
+def test_the_project_streams_are_listed_with_their_schema(serve):
+    client = serve()
+    streams = ok_json(client.get(f"{R}/streams"))["items"]
+    assert [s["name"] for s in streams] == ["board", "vault"]
+    assert streams[0]["guarded"] is True and streams[0]["schema"]["type"] == "object"

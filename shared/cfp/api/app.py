@@ -150,6 +150,7 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route(f"{R}/state", rt.list_state_groups),
         Route(f"{R}/state/{{group}}", rt.get_state_group),
         Route(f"{R}/state/{{group}}/{{key}}", rt.get_state_item),
+        Route(f"{R}/streams", rt.list_streams),
         Route(f"{R}/streams/{{name}}/{{group}}", rt.get_stream_group),
         Route(f"{R}/streams/{{name}}/{{group}}/{{id}}", rt.get_stream_item),
         Route(f"{R}/dead-letters", rt.list_dead_letters),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cfp.api import runtime_routes as rt
 from cfp.api import subscription_routes as subs
@@ -70,6 +70,12 @@ class Replayed(BaseModel):
 
 class RuntimeSettings(Open):
     validation_mode: str
+
+
+class StreamSummary(BaseModel):
+    name: str
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    guarded: bool
 
 
 class Diagnostics(Open):
@@ -190,6 +196,15 @@ RUNTIME_OPERATIONS: list[Operation] = [
         "getStateItem",
         "One value",
         response=StateValue,
+    ),
+    _op(
+        "GET",
+        f"{R}/streams",
+        rt.list_streams,
+        "listStreams",
+        "The project's streams",
+        response=StreamSummary,
+        paged=True,
     ),
     _op(
         "GET",

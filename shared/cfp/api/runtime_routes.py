@@ -268,6 +268,16 @@ def _stream_name(p: Platform, request: Request) -> str:
     return name
 
 
+async def list_streams(request: Request) -> JSONResponse:
+    """The project's streams: name, schema and whether access is guarded (`canAccess`)."""
+    p = await authorized(request, "state.read")
+    items = [
+        {"name": s.name, "schema": s.schema, "guarded": s.can_access is not None}
+        for s in sorted(p.project.streams.values(), key=lambda s: s.name)
+    ]
+    return listing(items, None)
+
+
 async def get_stream_group(request: Request) -> JSONResponse:
     p = await authorized(request, "state.read")
     name = _stream_name(p, request)

@@ -26,11 +26,8 @@ describe("streams", () => {
   it("finds the stream names, reads a group and keeps it live", async () => {
     const { calls } = routeFetch((call) => {
       const path = call.url.split("?")[0];
-      if (path === `${RUNTIME}/streams/-/-`) {
-        return {
-          status: 404,
-          body: { error: { code: "not_found", message: "no stream", details: { streams: ["order_status"] }, correlation_id: "x" } },
-        };
+      if (path === `${RUNTIME}/streams`) {
+        return { body: { items: [{ name: "order_status", schema: null, guarded: false }], next_cursor: null } };
       }
       if (path === `${RUNTIME}/streams/order_status/c1`) {
         return { body: { items: [{ id: "o1", status: "ready" }], next_cursor: null } };

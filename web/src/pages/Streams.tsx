@@ -15,17 +15,12 @@ import type { Ephemeral, StreamItem, Watched } from "./run/streamItems";
 
 type Target = { stream: string; group: string; item: string };
 
-/** The project's stream names. There is no list route: a read of a stream that does not exist
- * answers 404 with `details.streams`, the names there are. */
+/** The project's stream names (`GET R/streams`). */
 export async function knownStreams(runtime: string, tenant: string | null): Promise<string[]> {
   try {
-    await api(`${runtime}/streams/-/-${query({ limit: 1 })}`, { tenant });
-    return [];
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      const names = (error.details as { streams?: unknown } | null)?.streams;
-      if (Array.isArray(names)) return names.map(String);
-    }
+    const page = await api<{ items: { name: string }[] }>(`${runtime}/streams`, { tenant });
+    return page.items.map((s) => s.name);
+  } catch {
     return [];
   }
 }
