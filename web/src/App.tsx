@@ -28,7 +28,7 @@ function Switcher() {
   const session = useSession();
   const { place, choose, me } = session;
   const isAdmin = (me?.bindings ?? []).some((b) => b.scope === "system");
-  const tenants = useApi<{ items: { id: string; name: string }[] }>(
+  const tenants = useApi<{ items: { id: string; name: string; status: string }[] }>(
     isAdmin ? "/v1/tenants?limit=500" : null,
   );
   const bound = useMemo(() => {
@@ -38,7 +38,7 @@ function Switcher() {
       if (found) ids.add(found[1]);
     }
     if (place.tenant) ids.add(place.tenant);
-    for (const t of tenants.data?.items ?? []) ids.add(t.id);
+    for (const t of tenants.data?.items ?? []) if (t.status !== "deleted") ids.add(t.id);
     return [...ids].sort();
   }, [me, tenants.data, place.tenant]);
   const projects = useApi<{ items: { slug: string; name: string }[] }>(
@@ -174,6 +174,17 @@ export function App() {
     if (session.state === "signed-in" && path === "/") navigate("/flows");
   }, [session.state, path]);
 
+  // The sticky side bar starts below the header, whose height depends on how it wraps.
+  const [header, setHeader] = useState<HTMLElement | null>(null);
+  useEffect(() => {
+    if (!header || typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(() =>
+      document.documentElement.style.setProperty("--top-height", `${header.offsetHeight}px`),
+    );
+    observer.observe(header);
+    return () => observer.disconnect();
+  }, [header]);
+
   if (session.state === "loading") {
     return (
       <main className="center">
@@ -185,7 +196,7 @@ export function App() {
 
   return (
     <div className={`shell${menuOpen ? " menu-open" : ""}`}>
-      <header className="top">
+      <header className="top" ref={setHeader}>
         <button
           type="button"
           className="btn plain menu-button"

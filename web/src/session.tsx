@@ -72,8 +72,8 @@ async function servingTenant(who: Me, project: string): Promise<string | null> {
   ];
   if (!tenants.length && who.bindings.some((b) => b.scope === "system")) {
     try {
-      const page = await api<{ items: { id: string }[] }>("/v1/tenants?limit=50");
-      tenants = page.items.map((t) => t.id);
+      const page = await api<{ items: { id: string; status: string }[] }>("/v1/tenants?limit=50");
+      tenants = page.items.filter((t) => t.status !== "deleted").map((t) => t.id);
     } catch {
       return null;
     }
