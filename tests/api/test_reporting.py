@@ -274,12 +274,16 @@ def test_the_executive_report_counts_the_served_projects_executions(serve) -> No
     assert by_status["active"]["totals"] == [{"currency": "USD", "count": 1, "total": "7.5"}]
     assert body["projects"]["counts"]["amber"] == 1
     assert set(body["window"]) == {"from", "to"}
+    # executions over time: daily over the default 30 days, every execution counted once
+    assert len(body["series"]) == 30
+    assert sum(point["executions"] for point in body["series"]) >= 4
+    assert body["series"][0]["start"] == body["window"]["from"]
 
     as_csv = client.get("/v1/executive-report?from=2000-01-01", headers={**h, "accept": "text/csv"})
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert rows[0]["section"] == "window" and rows[0]["from"] == "2000-01-01T00:00:00.000Z"
-    assert {r["section"] for r in rows} == {"window", "contracts", "projects", "flows"}
+    assert {r["section"] for r in rows} == {"window", "contracts", "projects", "series", "flows"}
     [csv_flow] = [r for r in rows if r["section"] == "flows" and r["flow"] == "f"]
     assert int(csv_flow["executions"]) >= 4
     both = {**h, "accept": "application/json;q=0.5, text/csv;q=0.9"}

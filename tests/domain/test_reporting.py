@@ -438,3 +438,22 @@ def test_the_csv_is_one_table_with_a_section_column() -> None:
     assert flow["flow"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
     assert (flow["executions"], flow["errors"], flow["p95_latency_ms"]) == ("3", "1", "12.5")
     assert text.endswith("\r\n")
+
+
+def test_the_series_buckets_hours_days_or_weeks_by_the_window() -> None:
+    from cfp.domain.reporting import Series, series_step
+
+    day = 86400.0
+    assert series_step(0, 2 * day) == 3600 and series_step(0, 3 * day) == day
+    assert series_step(0, 401 * day) == 7 * day
+    series = Series(0, 3 * day)
+    for started, status in ((10, "ok"), (day + 5, "error"), (day + 9, "ok"), (5 * day, "ok")):
+        series.add({"started_at": started, "status": status})
+    series.add({"started_at": "soon", "status": "ok"})  # no number: not counted
+    points = series.points()
+    assert [(p.executions, p.errors) for p in points] == [(1, 0), (2, 1), (0, 0)]
+    assert points[1].error_rate == 0.5 and points[2].error_rate == 0.0
+    assert (
+        points[0].start == "1970-01-01T00:00:00.000Z"
+        and points[-1].end == "1970-01-04T00:00:00.000Z"
+    )

@@ -665,11 +665,69 @@ class FlowStats(BaseModel):
     p95_latency_ms: float | None = Field(description="Nearest-rank 95th percentile")
 
 
+class SeriesPoint(BaseModel):
+    """Executions that started in `[start, end)`, every flow and project of the tenant."""
+
+    start: str
+    end: str
+    executions: int
+    errors: int
+    error_rate: float
+
+
 class ExecutiveReport(BaseModel):
     window: Window
     contracts: list[ContractStatusSummary]
     projects: ProjectStatusSummary
     flows: list[FlowStats]
+    series: list[SeriesPoint] = Field(
+        default_factory=list,
+        description="Executions and error rate over time: hourly for windows up to two days, "
+        "daily up to 400 days, weekly beyond",
+    )
+
+
+def series_step(start: float, end: float) -> float:
+    """The width of the series' buckets, in seconds, for a window `[start, end)`."""
+    span = end - start
+    if span <= 2 * 86400:
+        return 3600.0
+    if span <= 400 * 86400:
+        return 86400.0
+    return 7 * 86400.0
+
+
+class Series:
+    """Executions and errors counted into the buckets of a window."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+        self.step = series_step(start, end)
+        self.size = max(1, math.ceil((end - start) / self.step))
+        self.executions = [0] * self.size
+        self.errors = [0] * self.size
+
+    def add(self, execution: Mapping[str, Any]) -> None:
+        started = execution.get("started_at")
+        if not isinstance(started, int | float) or isinstance(started, bool):
+            return
+        index = int((started - self.start) // self.step)
+        if 0 <= index < self.size:
+            self.executions[index] += 1
+            if execution.get("status") != "ok":
+                self.errors[index] += 1
+
+    def points(self) -> list[SeriesPoint]:
+        return [
+            SeriesPoint(
+                start=iso(self.start + i * self.step),
+                end=iso(min(self.end, self.start + (i + 1) * self.step)),
+                executions=n,
+                errors=self.errors[i],
+                error_rate=round(self.errors[i] / n, 6) if n else 0.0,
+            )
+            for i, n in enumerate(self.executions)
+        ]
 
 
 def contract_summary(contracts: Iterable[Mapping[str, Any]]) -> list[ContractStatusSummary]:
@@ -818,6 +876,17 @@ def executive_csv(report: ExecutiveReport) -> str:
     for project in report.projects.items:
         rows.append(
             {"section": "projects", "project": project.project_id, "status": project.status}
+        )
+    for point in report.series:
+        rows.append(
+            {
+                "section": "series",
+                "from": point.start,
+                "to": point.end,
+                "executions": point.executions,
+                "errors": point.errors,
+                "error_rate": point.error_rate,
+            }
         )
     for flow in report.flows:
         rows.append(

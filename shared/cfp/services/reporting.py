@@ -41,6 +41,7 @@ from cfp.domain.reporting import (
     Report,
     ReportIn,
     ReportingPaths,
+    Series,
     SessionLog,
     SessionLogIn,
     Window,
@@ -664,6 +665,7 @@ class Reporting:
         }
         teams = await project_teams(self.documents, tenant)
         flows = []
+        series = Series(start, end)
         for scope in await project_envs(self.documents, tenant):
             step_flows = await self._step_flows(scope)
             tallies: dict[str | None, FlowTally] = {}
@@ -673,6 +675,7 @@ class Reporting:
                 where=[Filter("started_at", ">=", start), Filter("started_at", "<", end)],
                 order_by="started_at",
             ):
+                series.add(execution)
                 for flow in flows_of_execution(execution, step_flows):
                     tallies.setdefault(flow, FlowTally()).add(execution)
             for flow in sorted(tallies, key=lambda f: (f is None, f or "")):
@@ -682,6 +685,7 @@ class Reporting:
             contracts=contract_summary(contracts),
             projects=project_summary(teams, latest),
             flows=flows,
+            series=series.points(),
         )
 
     async def _step_flows(self, scope: Scope) -> dict[str, list[str]]:

@@ -8,7 +8,8 @@ import { query } from "../api";
 import { Action, Empty, ErrorBox, Field, Loading, Page, Table, time } from "../components/ui";
 import { useApi } from "../hooks";
 import { useSession } from "../session";
-import { BarChart, percent } from "./govern/charts";
+import { BarChart, percent, TimeChart } from "./govern/charts";
+import type { TimePoint } from "./govern/charts";
 import { download, needs, tenantScope } from "./govern/lib";
 import { Form, NeedTenant, StatusBadge, Submit } from "./govern/parts";
 
@@ -35,7 +36,17 @@ export type ExecutiveReport = {
   contracts: ContractSummary[];
   projects: { counts: Record<string, number>; items: ProjectStatus[] };
   flows: FlowStats[];
+  series?: (TimePoint & { error_rate: number })[];
 };
+
+/** A period's label: its day, or its hour when the periods are hours. */
+export function periodLabel(point: TimePoint): string {
+  const start = new Date(point.start);
+  const hours = (new Date(point.end).getTime() - start.getTime()) / 3_600_000;
+  return hours <= 1
+    ? `${start.toISOString().slice(11, 13)}:00`
+    : start.toISOString().slice(5, 10);
+}
 
 /** A date `days` before `date` as YYYY-MM-DD (UTC, as the API reads dates). */
 export function isoDate(date: Date, days = 0): string {
@@ -136,6 +147,11 @@ export default function ExecutivePage() {
             </div>
           </div>
           <div className="gv-charts">
+            <TimeChart
+              title="Executions and error rate over time"
+              points={data.series ?? []}
+              label={periodLabel}
+            />
             <BarChart
               title="Executions per flow"
               valueTitle="Executions"

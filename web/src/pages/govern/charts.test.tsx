@@ -88,3 +88,27 @@ describe("the bar chart", () => {
     expect(screen.getByText("Nothing ran.")).toBeTruthy();
   });
 });
+
+describe("the chart over time", () => {
+  it("lays out one column per period and says the totals", async () => {
+    const { layoutColumns, TimeChart } = await import("./charts");
+    const columns = layoutColumns(4, 244);
+    expect(columns).toHaveLength(4);
+    expect(columns[3].x + columns[3].width).toBeLessThanOrEqual(244 - 8);
+    const { render, screen } = await import("@testing-library/react");
+    render(
+      <TimeChart
+        title="Executions over time"
+        label={(p) => p.start.slice(5, 10)}
+        points={[
+          { start: "2026-12-01T00:00:00.000Z", end: "2026-12-02T00:00:00.000Z", executions: 4, errors: 1 },
+          { start: "2026-12-02T00:00:00.000Z", end: "2026-12-03T00:00:00.000Z", executions: 0, errors: 0 },
+        ]}
+      />,
+    );
+    expect(screen.getByRole("img").getAttribute("aria-label")).toBe(
+      "Executions over time: 4 executions and 1 errors over 2 periods",
+    );
+    expect(screen.getByText("25%")).toBeTruthy();
+  });
+});

@@ -197,3 +197,98 @@ export function percent(rate: number): string {
   const value = rate * 100;
   return `${value === 0 || value >= 10 || Number.isInteger(value) ? value.toFixed(0) : value.toFixed(1)}%`;
 }
+
+export type TimePoint = { start: string; end: string; executions: number; errors: number };
+
+/** Column positions of `points` in a plot `width` px wide: x and width of each column. */
+export function layoutColumns(count: number, width: number, left = 44, right = 8) {
+  const plot = Math.max(40, width - left - right);
+  const slot = count ? plot / count : plot;
+  const gap = Math.min(4, slot * 0.2);
+  return Array.from({ length: count }, (_, i) => ({ x: left + i * slot + gap / 2, width: Math.max(1, slot - gap) }));
+}
+
+/** Executions over time as columns (their errors in red at the foot) with the error rate as a
+ * line, and the same as a table on demand. */
+export function TimeChart(props: { title: string; points: TimePoint[]; label: (p: TimePoint) => string }) {
+  const [ref, width] = useWidth();
+  const height = 200;
+  const top = 16;
+  const bottom = 28;
+  const plotHeight = height - top - bottom;
+  const highest = Math.max(0, ...props.points.map((p) => p.executions));
+  const ticks = niceTicks(highest, 4, true);
+  const max = ticks[ticks.length - 1];
+  const columns = layoutColumns(props.points.length, width);
+  const y = (value: number) => top + plotHeight - scale(value, max, plotHeight);
+  const rate = (p: TimePoint) => (p.executions ? p.errors / p.executions : 0);
+  const line = props.points
+    .map((p, i) => `${columns[i].x + columns[i].width / 2},${top + plotHeight - rate(p) * plotHeight}`)
+    .join(" ");
+  const total = props.points.reduce((n, p) => n + p.executions, 0);
+  const errors = props.points.reduce((n, p) => n + p.errors, 0);
+  const summary = `${props.title}: ${total} executions and ${errors} errors over ${props.points.length} periods`;
+  const labelEvery = Math.max(1, Math.ceil(props.points.length / Math.max(1, Math.floor(width / 70))));
+  return (
+    <figure className="gv-chart">
+      <figcaption>{props.title}</figcaption>
+      <div ref={ref}>
+        {props.points.length === 0 ? (
+          <p className="muted">No data.</p>
+        ) : (
+          <svg role="img" aria-label={summary} width={width} height={height} viewBox={`0 0 ${width} ${height}`}>
+            {ticks.map((tick) => (
+              <g key={tick}>
+                <line className="axis" x1={44} x2={width - 8} y1={y(tick)} y2={y(tick)} />
+                <text className="muted" x={40} y={y(tick) + 4} textAnchor="end">
+                  {tick}
+                </text>
+              </g>
+            ))}
+            {props.points.map((p, i) => (
+              <g key={p.start}>
+                <title>{`${props.label(p)}: ${p.executions} executions, ${p.errors} errors`}</title>
+                <rect className="bar" x={columns[i].x} y={y(p.executions)} width={columns[i].width} height={top + plotHeight - y(p.executions)} />
+                <rect className="bar error" x={columns[i].x} y={y(p.errors)} width={columns[i].width} height={top + plotHeight - y(p.errors)} />
+                {i % labelEvery === 0 ? (
+                  <text className="muted" x={columns[i].x + columns[i].width / 2} y={height - 10} textAnchor="middle">
+                    {props.label(p)}
+                  </text>
+                ) : null}
+              </g>
+            ))}
+            <polyline className="rate" points={line} fill="none" />
+          </svg>
+        )}
+      </div>
+      <p className="muted small">Columns: executions (errors in red). Line: error rate, 0–100 % from foot to top.</p>
+      {props.points.length ? (
+        <details className="gv-details">
+          <summary>Show as a table</summary>
+          <div className="table-box" role="region" aria-label={`${props.title} as a table`} tabIndex={0}>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Period</th>
+                  <th scope="col">Executions</th>
+                  <th scope="col">Errors</th>
+                  <th scope="col">Error rate</th>
+                </tr>
+              </thead>
+              <tbody>
+                {props.points.map((p) => (
+                  <tr key={p.start}>
+                    <td>{props.label(p)}</td>
+                    <td>{p.executions}</td>
+                    <td>{p.errors}</td>
+                    <td>{percent(rate(p))}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </details>
+      ) : null}
+    </figure>
+  );
+}
