@@ -30,9 +30,10 @@ from cfp.app import Platform
 R = "/v1/projects/{project}/envs/{env}"
 
 
-# What the workbench's page may load: itself, its API and websocket; React Flow styles inline.
+# What the workbench's page may load: itself, its API and websocket ('self' covers the same
+# origin's ws:// and wss://, CSP level 3); React Flow styles inline.
 WORKBENCH_CSP = (
-    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )

@@ -36,9 +36,10 @@ describe("emit an event", () => {
     expect([...topic.options].map((o) => o.value)).toEqual(["order.created", "order.ready"]);
     expect(screen.getByText(/checks its input/)).toBeTruthy();
 
-    // starts from the subscriber's schema: quantity 0 is not > 0
+    // starts from the subscriber's schema, at the least quantity it allows; 0 is not > 0
     const data = screen.getByLabelText("Data (JSON)") as HTMLTextAreaElement;
-    expect(JSON.parse(data.value)).toEqual({ orderId: "", quantity: 0 });
+    expect(JSON.parse(data.value)).toEqual({ orderId: "", quantity: 1 });
+    fireEvent.change(data, { target: { value: '{"orderId": "", "quantity": 0}' } });
     expect(screen.getByText("Does not match PriceOrder's input schema:")).toBeTruthy();
     expect(screen.getByText("must be > 0")).toBeTruthy();
     const emit = () => screen.getByRole("button", { name: /Emit/ }) as HTMLButtonElement;

@@ -41,7 +41,9 @@ describe("the endpoint tester", () => {
     expect(step.value).toBe("CreateOrder");
     expect([...step.options].map((o) => o.textContent)).toEqual(["POST /orders (CreateOrder)", "GET /orders/:id (GetOrder)"]);
 
-    // the form starts with one item (minItems 1) whose quantity 0 breaks the schema
+    // the form starts with one item (minItems 1) at the least quantity allowed; 0 breaks it
+    expect(screen.queryByText(/does not match the step's schema/)).toBeNull();
+    fireEvent.change(screen.getByLabelText(/^quantity/), { target: { value: "0" } });
     expect(screen.getByText(/does not match the step's schema/)).toBeTruthy();
     fireEvent.change(screen.getByLabelText(/^customerId/), { target: { value: "c1" } });
     fireEvent.change(screen.getByLabelText(/^sku/), { target: { value: "A-1" } });

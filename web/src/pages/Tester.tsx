@@ -316,6 +316,7 @@ function StepTester(props: { step: Step; steps: Step[]; onChoose: (name: string)
               )}
               <ProblemList
                 problems={problems}
+                urgent={false}
                 title="The body does not match the step's schema (you can still send it):"
               />
             </fieldset>

@@ -55,7 +55,7 @@ describe("SchemaForm", () => {
     expect(screen.getByLabelText(/^gift/).getAttribute("type")).toBe("checkbox");
     expect(screen.getByText("address")).toBeTruthy();
     expect(screen.getByLabelText(/^extra/).tagName).toBe("TEXTAREA");
-    expect(latest).toEqual({ customerId: "", currency: "EUR", gift: false, lines: [{ sku: "", quantity: 0 }] });
+    expect(latest).toEqual({ customerId: "", currency: "EUR", gift: false, lines: [{ sku: "", quantity: 1 }] });
   });
 
   it("edits strings, numbers, enums and booleans into the value", () => {
@@ -97,8 +97,9 @@ describe("SchemaForm", () => {
 
   it("shows each problem at its field", () => {
     render(<Harness />);
-    // quantity 0 breaks exclusiveMinimum
     const quantity = screen.getByLabelText(/^quantity/);
+    expect(quantity.getAttribute("aria-invalid")).not.toBe("true"); // starts at the least allowed
+    fireEvent.change(quantity, { target: { value: "0" } }); // 0 breaks exclusiveMinimum
     expect(quantity.getAttribute("aria-invalid")).toBe("true");
     const message = document.getElementById(quantity.getAttribute("aria-describedby")!);
     expect(message?.textContent).toBe("must be > 0");

@@ -103,10 +103,18 @@ export function LiveStatus({ status }: { status: SocketStatus }) {
   );
 }
 
-export function ProblemList({ problems, title }: { problems: { path: string; message: string }[]; title: string }) {
+export function ProblemList({
+  problems,
+  title,
+  urgent = true,
+}: {
+  problems: { path: string; message: string }[];
+  title: string;
+  urgent?: boolean; // false: advice shown as it is typed, not an alert
+}) {
   if (!problems.length) return null;
   return (
-    <div className="problems" role="alert">
+    <div className="problems" role={urgent ? "alert" : "status"}>
       <strong>{title}</strong>
       <ul>
         {problems.map((p, i) => (

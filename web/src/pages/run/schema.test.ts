@@ -53,7 +53,7 @@ describe("initialValue", () => {
   it("fills required fields and defaults, one item for minItems", () => {
     expect(initialValue(NEW_ORDER)).toEqual({
       customerId: "",
-      items: [{ sku: "", quantity: 0, unitPrice: 0 }],
+      items: [{ sku: "", quantity: 1, unitPrice: 0 }], // the least quantity the schema allows
       fail: false,
     });
   });

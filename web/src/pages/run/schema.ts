@@ -132,8 +132,14 @@ export function initialValue(schema: JsonSchema, root: JsonSchema = schema, dept
     case "string":
       return "";
     case "number":
-    case "integer":
-      return s.minimum ?? 0;
+    case "integer": {
+      // the least value the bounds allow (an exclusive bound: one step above it)
+      const step = s.type === "integer" ? 1 : (s.multipleOf ?? 1);
+      const exclusive = s.exclusiveMinimum === true ? s.minimum : s.exclusiveMinimum;
+      if (typeof exclusive === "number") return exclusive + step;
+      if (s.minimum !== undefined) return s.minimum;
+      return s.maximum !== undefined && s.maximum < 0 ? s.maximum : 0;
+    }
     case "boolean":
       return false;
     case "null":
