@@ -19,6 +19,36 @@ tier() {
   [ $rc -eq 0 ] || status=1
 }
 
+# A tier that is a command of its own (not pytest): timed and tabled like the others.
+run_tier() {
+  local name=$1; shift
+  echo "=== tier: $name ==="
+  local start=$SECONDS
+  "$@"
+  local rc=$?
+  NAMES+=("$name"); TIMES+=($((SECONDS - start))); RESULTS+=($rc)
+  [ $rc -eq 0 ] || status=1
+}
+
+# The workbench's component tests (Vitest, jsdom); Vitest fails when it finds no test file.
+web_tests() {
+  (cd web && npx --no-install vitest run)
+}
+
+# The workbench in a real Chromium: the shell's JavaScript budget over the build `make install`
+# made; Debian's Chromium, installed when missing (its time counts here); then the end-to-end
+# run against a real `cfp dev` (web/e2e/run.mjs, screenshots in web/test-results/).
+browser_tests() {
+  local rc=0
+  node web/e2e/budget.mjs || rc=1
+  if make --no-print-directory chromium; then
+    node web/e2e/run.mjs || rc=1
+  else
+    echo "tier browser: no Chromium (see above): failing"; rc=1
+  fi
+  return $rc
+}
+
 # The emulator tier's slowest set-up, firebase-tools from npm (minutes on a fresh machine, a
 # no-op once cached outside the clone), installs in the background while the first tiers run.
 firebase_log=$(mktemp)
@@ -49,6 +79,8 @@ fi
 tier functions tests/functions
 tier api -m "not emulator" tests/api
 tier reliability tests/reliability
+run_tier web web_tests
+run_tier browser browser_tests
 
 echo "=== tier times ==="
 for i in "${!NAMES[@]}"; do
