@@ -28,6 +28,7 @@ SCRIPTS = (
     "api_latency",
     "emulator_chain",
     "audit_verify",
+    "canvas_frames",
 )
 
 
@@ -175,6 +176,17 @@ def table(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]
             v["records_per_s"] >= 100_000,
         )
         check("   online verifier over stored documents", v["online_records_per_s"], "/s", "", None)
+    c = results.get("canvas_frames")
+    if c:
+        for viewport in ("desktop", "phone"):
+            f = c[viewport]
+            check(
+                f"8. canvas, {f['nodes']} steps panned and zoomed ({viewport}): frame p50 / p95",
+                f"{f['p50_ms']:.1f} / {f['p95_ms']:.1f}",
+                " ms",
+                "",
+                None,
+            )
     return rows
 
 
