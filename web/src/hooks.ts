@@ -36,7 +36,7 @@ export function useApi<T>(path: string | null, options: RequestOptions = {}): Lo
       })
       .catch((reason: unknown) => {
         if (controller.signal.aborted) return;
-        setError(reason instanceof Error ? reason : new Error(String(reason)));
+        setError(asError(reason));
       })
       .finally(() => {
         if (!controller.signal.aborted) setLoading(false);
@@ -61,7 +61,7 @@ export function useAction<A extends unknown[], T>(
       try {
         return await action(...args);
       } catch (reason) {
-        setError(reason instanceof Error ? reason : new Error(String(reason)));
+        setError(asError(reason));
         return undefined;
       } finally {
         setBusy(false);
@@ -70,4 +70,64 @@ export function useAction<A extends unknown[], T>(
     [action],
   );
   return { run, busy, error };
+}
+
+/** `reason` as an Error (a thrown non-Error becomes its string). */
+export function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+/** A form's submit state: `run(work)` marks it busy, clears the error, runs `work` and keeps
+ *  what it threw for an ErrorBox. */
+export function useSubmit(): {
+  run: (work: () => Promise<unknown>) => Promise<void>;
+  busy: boolean;
+  error: Error | null;
+  setError: (error: Error | null) => void;
+} {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | null>(null);
+  const run = useCallback(async (work: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await work();
+    } catch (reason) {
+      setError(asError(reason));
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { run, busy, error, setError };
+}
+
+/** Row actions of a list: `act(key, work, after)` marks `key` busy, clears the last error and
+ *  message, runs `work` and shows the message it returns (if any), keeps its error otherwise, and
+ *  calls `after` (a reload) either way. */
+export function useRowActions(): {
+  act: (key: string, work: () => Promise<string | void>, after?: () => void) => Promise<void>;
+  busy: string | null;
+  error: Error | null;
+  setError: (error: Error | null) => void;
+  done: string | null;
+  setDone: (message: string | null) => void;
+} {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const act = useCallback(async (key: string, work: () => Promise<string | void>, after?: () => void) => {
+    setBusy(key);
+    setError(null);
+    setDone(null);
+    try {
+      const message = await work();
+      if (typeof message === "string") setDone(message);
+    } catch (reason) {
+      setError(asError(reason));
+    } finally {
+      setBusy(null);
+      after?.();
+    }
+  }, []);
+  return { act, busy, error, setError, done, setDone };
 }

@@ -134,7 +134,11 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     // A reload: the refresh cookie gives a new access token, if the session is still on.
-    void refresh().then((token) => (token ? load() : setState("signed-out")));
+    // A failed refresh or first load (server unreachable, 5xx) shows the sign-in page rather
+    // than "Loading…" forever (and is no unhandled rejection).
+    void refresh()
+      .then((token) => (token ? load() : setState("signed-out")))
+      .catch(() => setState("signed-out"));
     return onToken((token) => {
       if (!token) {
         setMe(null);

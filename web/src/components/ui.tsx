@@ -1,6 +1,6 @@
 // The workbench's shared building blocks: page frame, tables that scroll in their own box,
 // errors with their correlation id, JSON views, buttons that say why they are disabled.
-import type { ReactNode } from "react";
+import type { FormEvent, ReactNode } from "react";
 
 import { ApiError } from "../api";
 
@@ -144,4 +144,86 @@ export function time(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === "") return "—";
   const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
   return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+/** A form that calls `onSubmit` without reloading the page. */
+export function Form(props: {
+  onSubmit: () => void;
+  children: ReactNode;
+  label: string;
+  className?: string;
+}) {
+  return (
+    <form
+      className={props.className ?? "gv-form"}
+      aria-label={props.label}
+      onSubmit={(event: FormEvent) => {
+        event.preventDefault();
+        props.onSubmit();
+      }}
+    >
+      {props.children}
+    </form>
+  );
+}
+
+/** A submit button with the Action look (disabled with the reason when not allowed). */
+export function Submit(props: {
+  children: ReactNode;
+  allowed?: boolean;
+  why?: string;
+  busy?: boolean;
+  kind?: "primary" | "plain" | "danger";
+}) {
+  return (
+    <Action
+      type="submit"
+      kind={props.kind ?? "primary"}
+      allowed={props.allowed}
+      why={props.why}
+      busy={props.busy}
+      onClick={() => undefined}
+    >
+      {props.children}
+    </Action>
+  );
+}
+
+/** A short "it worked" message, announced politely; nothing when there is none. */
+export function Notice({ children }: { children?: ReactNode }) {
+  return children ? (
+    <p className="notice" role="status">
+      {children}
+    </p>
+  ) : null;
+}
+
+/** A list's states above its table: load errors, a notice, "Loading…" and the empty text. */
+export function ListState(props: {
+  error?: Error | null | (Error | null | undefined)[];
+  notice?: ReactNode;
+  loading: boolean;
+  empty: boolean;
+  emptyText: ReactNode;
+}) {
+  const errors = Array.isArray(props.error) ? props.error : [props.error];
+  return (
+    <>
+      {errors.map((error, index) => (
+        <ErrorBox key={index} error={error} />
+      ))}
+      <Notice>{props.notice}</Notice>
+      <Loading when={props.loading} />
+      {props.empty ? <Empty>{props.emptyText}</Empty> : null}
+    </>
+  );
+}
+
+/** ListState's error, loading and empty of a paged list (items that grow page by page). */
+export function pagedState(list: { items: unknown[]; loading: boolean; error: Error | null }) {
+  return {
+    error: list.error,
+    loading: list.loading && list.items.length === 0,
+    empty: !list.loading && !list.error && list.items.length === 0,
+  };
 }

@@ -4,12 +4,12 @@
 import { useMemo, useState } from "react";
 
 import { send } from "../api";
-import { Action, Empty, ErrorBox, Field, Json, Loading, Page, Sheet, Table, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { Action, Empty, ErrorBox, Field, Json, Loading, Notice, Page, Sheet, Table, time } from "../components/ui";
+import { asError, useApi } from "../hooks";
 import { useSession } from "../session";
 import { failure, needs, saveBlob, short, tenantScope, usePaged } from "./govern/lib";
 import type { Paged } from "./govern/lib";
-import { Form, StatusBadge, Submit } from "./govern/parts";
+import { Form, More, StatusBadge, Submit } from "./govern/parts";
 import { anchoring, CheckpointFacts, VerifyPanel } from "./govern/Verify";
 import type { Checkpoint } from "./govern/Verify";
 
@@ -126,7 +126,7 @@ export default function AuditPage() {
       records.reload(); // the export is itself a record
       checkpoints.reload();
     } catch (reason) {
-      setExportError(reason instanceof Error ? reason : new Error(String(reason)));
+      setExportError(asError(reason));
     } finally {
       setExporting(false);
     }
@@ -163,11 +163,7 @@ export default function AuditPage() {
         <Empty>Choose a tenant in the switcher above to see its audit trail.</Empty>
       ) : null}
       <ErrorBox error={exportError} />
-      {exported ? (
-        <p className="notice" role="status">
-          {exported}
-        </p>
-      ) : null}
+      <Notice>{exported}</Notice>
 
       <section className="gv-section" aria-labelledby="verify-title">
         <h2 id="verify-title">Verify the chain</h2>
@@ -235,11 +231,7 @@ export default function AuditPage() {
             ]}
           />
         ) : null}
-        {records.next ? (
-          <Action busy={records.loading} onClick={records.more}>
-            More
-          </Action>
-        ) : null}
+        <More list={records} />
       </section>
 
       <section className="gv-section" aria-labelledby="checkpoints-title">
@@ -263,11 +255,7 @@ export default function AuditPage() {
             ]}
           />
         ) : null}
-        {checkpoints.next ? (
-          <Action busy={checkpoints.loading} onClick={checkpoints.more}>
-            More checkpoints
-          </Action>
-        ) : null}
+        <More list={checkpoints} label="More checkpoints" />
         {checkpoints.items[0] ? (
           <details className="gv-details">
             <summary>The latest checkpoint's signed note</summary>

@@ -4,13 +4,13 @@
 import { useRef, useState } from "react";
 
 import { api, send } from "../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { Action, Empty, ErrorBox, Field, Loading, Notice, Page, Sheet, Table, time } from "../components/ui";
+import { useApi, useRowActions, useSubmit } from "../hooks";
 import { useSession } from "../session";
 import { CONTRACT_STATUSES, contractProblems, Transitions } from "./govern/contracts";
 import type { ContractForm, ContractStatus } from "./govern/contracts";
 import { download, encode, failure, idempotencyKey, ifMatch, needs, tenantScope, usePaged, who } from "./govern/lib";
-import { Form, NeedTenant, StatusBadge, Submit, WriteError } from "./govern/parts";
+import { Form, More, NeedTenant, StatusBadge, Submit, WriteError } from "./govern/parts";
 
 type ContractDocument = {
   id: string;
@@ -103,11 +103,7 @@ export default function ContractsPage() {
           ]}
         />
       ) : null}
-      {list.next ? (
-        <Action busy={list.loading} onClick={list.more}>
-          More
-        </Action>
-      ) : null}
+      <More list={list} />
       {panel?.kind === "new" ? (
         <Sheet title="New contract" onClose={() => setPanel(null)}>
           <CreateContract
@@ -178,15 +174,12 @@ function CreateContract(props: { tenant: string; allowed: boolean; why: string; 
   const [form, setForm] = useState<ContractForm>(EMPTY);
   const [status, setStatus] = useState<"draft" | "active">("draft");
   const [tried, setTried] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const problems = tried ? contractProblems(form) : {};
   const submit = async () => {
     setTried(true);
     if (Object.keys(contractProblems(form)).length) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       const made = await api<Contract>("/v1/contracts", {
         body: {
           title: form.title.trim(),
@@ -201,11 +194,7 @@ function CreateContract(props: { tenant: string; allowed: boolean; why: string; 
         headers: idempotencyKey(),
       });
       props.onDone(made);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Form label="New contract" className="gv-form stack" onSubmit={() => void submit()}>
@@ -240,26 +229,20 @@ function ContractDetail(props: { tenant: string; id: string; allowed: boolean; w
   const path = `/v1/contracts/${encode(props.id)}`;
   const contract = useApi<Contract>(path, { tenant: props.tenant });
   const [editing, setEditing] = useState<ContractForm | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<Error | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const { act: runRow, busy, error, setError, done } = useRowActions();
   const file = useRef<HTMLInputElement | null>(null);
   const [chosen, setChosen] = useState<File | null>(null);
 
-  const act = async (what: string, work: () => Promise<string>) => {
-    setBusy(what);
-    setError(null);
-    setDone(null);
-    try {
-      setDone(await work());
-      props.onChanged();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-      contract.reload();
-    }
-  };
+  const act = (what: string, work: () => Promise<string>) =>
+    runRow(
+      what,
+      async () => {
+        const message = await work();
+        props.onChanged();
+        return message;
+      },
+      contract.reload,
+    );
 
   const c = contract.data;
   if (!c) {
@@ -350,11 +333,7 @@ function ContractDetail(props: { tenant: string; id: string; allowed: boolean; w
           contract.reload();
         }}
       />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
+      <Notice>{done}</Notice>
 
       <h3 className="small">Status</h3>
       <Transitions status={c.status} allowed={props.allowed} why={props.why} busy={busy === "status"} onMove={(to) => void move(to)} />

@@ -3,8 +3,8 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { Action, Empty, ErrorBox, Json, Loading, Page, Sheet, Table } from "../components/ui";
-import { useApi } from "../hooks";
+import { Action, ErrorBox, Json, ListState, Loading, Page, Sheet, Table } from "../components/ui";
+import { useApi, useRowActions } from "../hooks";
 import { Link } from "../router";
 import { useSession } from "../session";
 import { useRuntime } from "./run/parts";
@@ -23,9 +23,7 @@ export default function DeadLettersPage(_props: { params: Record<string, string>
   const letters = usePaged<DeadLetter>(runtime ? `${runtime}/dead-letters` : null, tenant, 100);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [shown, setShown] = useState<string | null>(null);
-  const [busy, setBusy] = useState<string | null>(null); // "many" or a dead letter's id
-  const [error, setError] = useState<Error | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const { act, busy, error, done } = useRowActions(); // busy: "many" or a dead letter's id
   const detail = useApi<DeadLetter>(
     runtime && shown ? `${runtime}/dead-letters/${encodeURIComponent(shown)}` : null,
     { tenant },
@@ -40,10 +38,7 @@ export default function DeadLettersPage(_props: { params: Record<string, string>
 
   async function replay(which: string[], key: string) {
     if (!runtime || !which.length) return;
-    setBusy(key);
-    setError(null);
-    setDone(null);
-    try {
+    await act(key, async () => {
       const answer =
         which.length === 1 && key !== "many"
           ? await api<{ replayed: number }>(`${runtime}/dead-letters/${encodeURIComponent(which[0])}/replay`, {
@@ -56,15 +51,11 @@ export default function DeadLettersPage(_props: { params: Record<string, string>
               tenant,
             });
       const count = answer?.replayed ?? which.length;
-      setDone(`Replayed ${count} dead letter${count === 1 ? "" : "s"}: ${count === 1 ? "it is" : "they are"} back on the queue.`);
       setSelected(new Set());
       setShown(null);
       letters.reload();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-    }
+      return `Replayed ${count} dead letter${count === 1 ? "" : "s"}: ${count === 1 ? "it is" : "they are"} back on the queue.`;
+    });
   }
 
   const toggle = (id: string) =>
@@ -84,17 +75,13 @@ export default function DeadLettersPage(_props: { params: Record<string, string>
         </Action>
       }
     >
-      <ErrorBox error={letters.error} />
-      <ErrorBox error={error} />
-      {done ? (
-        <div className="notice" role="status">
-          {done}
-        </div>
-      ) : null}
-      <Loading when={letters.loading && !letters.items.length} />
-      {!letters.loading && !letters.error && !letters.items.length ? (
-        <Empty>No dead letters: every delivery succeeded or is still being retried.</Empty>
-      ) : null}
+      <ListState
+        error={[letters.error, error]}
+        notice={done}
+        loading={letters.loading && !letters.items.length}
+        empty={!letters.loading && !letters.error && !letters.items.length}
+        emptyText="No dead letters: every delivery succeeded or is still being retried."
+      />
       {letters.items.length ? (
         <>
           <div className="row bulk">

@@ -1,7 +1,7 @@
-import { cleanup, fireEvent, render, screen } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { fireEvent, render, screen } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
-import { fakeSession, routeFetch, RUNTIME, STEPS } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, RUNTIME, serveSteps } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -13,14 +13,10 @@ beforeEach(() => {
   window.location.hash = "#/emit";
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 function serve() {
-  return routeFetch((call) => {
-    if (call.url === `${RUNTIME}/steps`) return { body: { items: STEPS, next_cursor: null } };
+  return serveSteps((call) => {
     if (call.url === `${RUNTIME}/events` && call.method === "POST") {
       return { status: 202, body: { event_id: "ev1", trace_id: "tr1" } };
     }

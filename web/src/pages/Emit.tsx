@@ -5,8 +5,9 @@ import { useMemo, useState } from "react";
 import type { FormEvent } from "react";
 
 import { api } from "../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, Page, Submit } from "../components/ui";
 import { Link } from "../router";
+import { useSubmit } from "../hooks";
 import { useSession } from "../session";
 import { JsonEditor, ProblemList, useRuntime, useSteps } from "./run/parts";
 import { hashQuery, topics } from "./run/runtime";
@@ -26,8 +27,7 @@ export default function EmitPage(_props: { params: Record<string, string> }) {
   const [draft, setDraft] = useState<{ topic: string; text: string } | null>(null);
   const [eventId, setEventId] = useState("");
   const [group, setGroup] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error, setError } = useSubmit();
   const [accepted, setAccepted] = useState<(Accepted & { topic: string }) | null>(null);
 
   const withSchema = (entry?.subscribers ?? []).filter((s) => s.input_schema);
@@ -67,19 +67,15 @@ export default function EmitPage(_props: { params: Record<string, string> }) {
   async function submit(event?: FormEvent) {
     event?.preventDefault();
     if (!runtime || !entry || blocked || !parsed.ok) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const body: Record<string, unknown> = { topic: entry.topic, data: parsed.value };
+    const { topic } = entry;
+    const data = parsed.value;
+    await run(async () => {
+      const body: Record<string, unknown> = { topic, data };
       if (eventId.trim()) body.id = eventId.trim();
       if (fifo && group.trim()) body.messageGroupId = group.trim();
       const answer = await api<Accepted>(`${runtime}/events`, { method: "POST", body, tenant });
-      setAccepted({ ...answer, topic: entry.topic });
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
+      setAccepted({ ...answer, topic });
+    });
   }
 
   return (
@@ -153,16 +149,13 @@ export default function EmitPage(_props: { params: Record<string, string> }) {
             ) : null}
           </div>
           <div className="row">
-            <Action
-              type="submit"
-              kind="primary"
-              onClick={() => undefined}
+            <Submit
               allowed={allowed && !blocked}
               why={!allowed ? "your roles here do not include event.publish" : (blocked ?? undefined)}
               busy={busy}
             >
               Emit
-            </Action>
+            </Submit>
             {blocked && allowed ? <span className="muted small">To emit: {blocked}.</span> : null}
           </div>
         </form>

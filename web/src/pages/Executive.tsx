@@ -6,7 +6,7 @@ import { useState } from "react";
 
 import { query } from "../api";
 import { Action, Empty, ErrorBox, Field, Loading, Page, Table, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { asError, useApi } from "../hooks";
 import { useSession } from "../session";
 import { BarChart, percent, TimeChart } from "./govern/charts";
 import type { TimePoint } from "./govern/charts";
@@ -88,7 +88,7 @@ export default function ExecutivePage() {
         name: `executive-report-${tenant}-${applied.from || "default"}-${applied.to || "default"}.csv`,
       });
     } catch (reason) {
-      setCsvError(reason instanceof Error ? reason : new Error(String(reason)));
+      setCsvError(asError(reason));
     } finally {
       setBusy(false);
     }

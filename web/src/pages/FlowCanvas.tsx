@@ -13,7 +13,7 @@ import type { NodeChange, NodeTypes, OnSelectionChangeParams, ReactFlowInstance 
 import { api, ApiError } from "../api";
 import type { Page as Listing } from "../api";
 import { Action, Empty, ErrorBox, Loading, Page, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { asError, useApi } from "../hooks";
 import { Link } from "../router";
 import { useSession } from "../session";
 import {
@@ -170,7 +170,7 @@ function Canvas(props: {
         setStale(false);
         setMessage(`Layout saved for everyone in this project (version ${answer.version}).`);
       } catch (reason) {
-        const failure = reason instanceof Error ? reason : new Error(String(reason));
+        const failure = asError(reason);
         setStale(failure instanceof ApiError && failure.status === 412);
         setError(failure);
       } finally {

@@ -1,8 +1,8 @@
-import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
 import { acceptTokens } from "../api";
-import { FakeWebSocket, fakeSession, routeFetch, RUNTIME, STEPS } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, FakeWebSocket, RUNTIME, serveSteps } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -22,14 +22,10 @@ beforeEach(() => {
   window.location.hash = "#/logs?trace=t1";
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 function serve() {
-  return routeFetch((call) => {
-    if (call.url === `${RUNTIME}/steps`) return { body: { items: STEPS, next_cursor: null } };
+  return serveSteps((call) => {
     if (call.url.startsWith(`${RUNTIME}/logs`)) {
       const q = new URL(call.url, "http://x").searchParams;
       const items = stored.filter(

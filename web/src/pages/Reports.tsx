@@ -3,13 +3,13 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { Action, Empty, ErrorBox, Field, ListState, Notice, Page, Sheet, Table, pagedState, time } from "../components/ui";
+import { useApi, useSubmit } from "../hooks";
 import { useSession } from "../session";
 import { encode, idempotencyKey, lines, needs, projectScope, usePaged, who } from "./govern/lib";
 import type { Paged } from "./govern/lib";
 import { Markdown } from "./govern/markdown";
-import { Form, NeedTenant, StatusBadge, Submit } from "./govern/parts";
+import { Form, More, NeedTenant, ProjectSelect, reportWrite, StatusBadge, Submit } from "./govern/parts";
 
 export type Report = {
   id: string;
@@ -68,28 +68,18 @@ export default function ReportsPage() {
       }
     >
       <div className="gv-bar">
-        <Field label="Project">
-          <select value={project} onChange={(e) => setProject(e.target.value)}>
-            <option value="">All projects</option>
-            {slugs.map((slug) => (
-              <option key={slug} value={slug}>
-                {slug}
-              </option>
-            ))}
-          </select>
-        </Field>
+        <ProjectSelect all projects={slugs} value={project} onChange={setProject} />
       </div>
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
+      <Notice>{done}</Notice>
 
       <section className="gv-section" aria-labelledby="latest-title">
         <h2 id="latest-title">Latest per project</h2>
-        <ErrorBox error={latest.error} />
-        <Loading when={latest.loading && !latest.data} />
-        {latest.data && latest.data.items.length === 0 ? <Empty>No reports yet.</Empty> : null}
+        <ListState
+          error={latest.error}
+          loading={latest.loading && !latest.data}
+          empty={latest.data?.items.length === 0}
+          emptyText="No reports yet."
+        />
         {latest.data && latest.data.items.length > 0 ? (
           <Table label="Latest reports" rows={latest.data.items} rowKey={(r) => r.id} onRow={setOpen} columns={reportColumns} />
         ) : null}
@@ -97,9 +87,7 @@ export default function ReportsPage() {
 
       <section className="gv-section" aria-labelledby="history-title">
         <h2 id="history-title">History</h2>
-        <ErrorBox error={history.error} />
-        <Loading when={history.loading && history.items.length === 0} />
-        {!history.loading && !history.error && history.items.length === 0 ? <Empty>No reports.</Empty> : null}
+        <ListState {...pagedState(history)} emptyText="No reports." />
         {history.items.length ? (
           <Table
             label="Report history"
@@ -109,11 +97,7 @@ export default function ReportsPage() {
             columns={[{ title: "Written", cell: (r: Report) => time(r.created_at) }, ...reportColumns.slice(0, 4)]}
           />
         ) : null}
-        {history.next ? (
-          <Action busy={history.loading} onClick={history.more}>
-            More
-          </Action>
-        ) : null}
+        <More list={history} />
       </section>
 
       {open ? (
@@ -199,13 +183,10 @@ function ReportForm(props: { tenant: string; projects: string[]; initial: string
   const [highlights, setHighlights] = useState("");
   const [risks, setRisks] = useState("");
   const [preview, setPreview] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const allowed = Boolean(project) && session.can("report.manage", projectScope(props.tenant, project));
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const { allowed, why } = reportWrite(session, props.tenant, project);
+  const submit = () =>
+    run(async () => {
       props.onDone(
         await api<Report>("/v1/reports", {
           body: {
@@ -220,23 +201,10 @@ function ReportForm(props: { tenant: string; projects: string[]; initial: string
           headers: idempotencyKey(),
         }),
       );
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label="New status report" className="gv-form stack" onSubmit={() => void submit()}>
-      <Field label="Project">
-        <select value={project} onChange={(e) => setProject(e.target.value)} required>
-          {props.projects.map((slug) => (
-            <option key={slug} value={slug}>
-              {slug}
-            </option>
-          ))}
-        </select>
-      </Field>
+      <ProjectSelect projects={props.projects} value={project} onChange={setProject} />
       <fieldset className="gv-scope">
         <legend>Status</legend>
         <div className="gv-actions">
@@ -265,7 +233,7 @@ function ReportForm(props: { tenant: string; projects: string[]; initial: string
         <textarea value={risks} onChange={(e) => setRisks(e.target.value)} rows={3} />
       </Field>
       <ErrorBox error={error} />
-      <Submit allowed={allowed} why={needs("report.manage", project ? projectScope(props.tenant, project) : "a project")} busy={busy}>
+      <Submit allowed={allowed} why={why} busy={busy}>
         Save report
       </Submit>
     </Form>

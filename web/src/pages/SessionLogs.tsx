@@ -4,13 +4,13 @@
 import { useState } from "react";
 
 import { api } from "../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../components/ui";
-import { useApi } from "../hooks";
+import { Action, Empty, ErrorBox, Field, ListState, Loading, Page, Sheet, Table, pagedState, time } from "../components/ui";
+import { useApi, useSubmit } from "../hooks";
 import { useSession } from "../session";
 import { encode, idempotencyKey, needs, projectScope, usePaged, who } from "./govern/lib";
 import type { Paged } from "./govern/lib";
 import { Markdown } from "./govern/markdown";
-import { Form, NeedTenant, Submit } from "./govern/parts";
+import { Form, More, NeedTenant, ProjectSelect, reportWrite, Submit } from "./govern/parts";
 
 type Visibility = "private" | "team" | "project" | "tenant";
 
@@ -74,20 +74,9 @@ export default function SessionLogsPage() {
       }
     >
       <div className="gv-bar">
-        <Field label="Project">
-          <select value={project} onChange={(e) => setProject(e.target.value)}>
-            <option value="">All projects</option>
-            {slugs.map((slug) => (
-              <option key={slug} value={slug}>
-                {slug}
-              </option>
-            ))}
-          </select>
-        </Field>
+        <ProjectSelect all projects={slugs} value={project} onChange={setProject} />
       </div>
-      <ErrorBox error={logs.error} />
-      <Loading when={logs.loading && logs.items.length === 0} />
-      {!logs.loading && !logs.error && logs.items.length === 0 ? <Empty>No session logs you may see.</Empty> : null}
+      <ListState {...pagedState(logs)} emptyText="No session logs you may see." />
       {logs.items.length ? (
         <Table
           label="Session logs"
@@ -103,11 +92,7 @@ export default function SessionLogsPage() {
           ]}
         />
       ) : null}
-      {logs.next ? (
-        <Action busy={logs.loading} onClick={logs.more}>
-          More
-        </Action>
-      ) : null}
+      <More list={logs} />
       {open ? (
         <Sheet title="Session log" onClose={() => setOpen(null)}>
           <LogView tenant={tenant} id={open} />
@@ -171,13 +156,10 @@ function LogForm(props: {
   const [visibility, setVisibility] = useState<Visibility>("project");
   const [content, setContent] = useState("");
   const [preview, setPreview] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const allowed = Boolean(project) && session.can("report.manage", projectScope(props.tenant, project));
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const { allowed, why } = reportWrite(session, props.tenant, project);
+  const submit = () =>
+    run(async () => {
       props.onDone(
         await api<SessionLog>("/v1/session-logs", {
           body: { project_id: project, visibility, content },
@@ -185,23 +167,10 @@ function LogForm(props: {
           headers: idempotencyKey(),
         }),
       );
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label="New session log" className="gv-form stack" onSubmit={() => void submit()}>
-      <Field label="Project">
-        <select value={project} onChange={(e) => setProject(e.target.value)} required>
-          {props.projects.map((slug) => (
-            <option key={slug} value={slug}>
-              {slug}
-            </option>
-          ))}
-        </select>
-      </Field>
+      <ProjectSelect projects={props.projects} value={project} onChange={setProject} />
       <Field label="Visibility">
         <select value={visibility} onChange={(e) => setVisibility(e.target.value as Visibility)}>
           {VISIBILITY.map((v) => (
@@ -221,7 +190,7 @@ function LogForm(props: {
       <ErrorBox error={error} />
       <Submit
         allowed={allowed && content.trim().length > 0}
-        why={!content.trim() ? "write something first" : needs("report.manage", project ? projectScope(props.tenant, project) : "a project")}
+        why={!content.trim() ? "write something first" : why}
         busy={busy}
       >
         Save log

@@ -3,6 +3,7 @@ import { useState } from "react";
 import type { FormEvent } from "react";
 
 import { ErrorBox, Field } from "../components/ui";
+import { asError } from "../hooks";
 import { useSession } from "../session";
 
 export function SignIn() {
@@ -26,7 +27,7 @@ export function SignIn() {
         if (result.mfa) setChallenge(result.challenge);
       }
     } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
+      setError(asError(reason));
     } finally {
       setBusy(false);
     }

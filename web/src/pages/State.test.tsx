@@ -1,7 +1,7 @@
-import { cleanup, fireEvent, render, screen, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { fireEvent, render, screen, within } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
-import { fakeSession, routeFetch, RUNTIME } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, routeFetch, RUNTIME } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -24,10 +24,7 @@ beforeEach(() => {
   });
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 describe("state", () => {
   it("walks from groups to keys to one value", async () => {

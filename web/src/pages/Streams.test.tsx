@@ -1,8 +1,8 @@
-import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
 import { acceptTokens } from "../api";
-import { FakeWebSocket, fakeSession, routeFetch, RUNTIME } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, FakeWebSocket, routeFetch, RUNTIME } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -17,10 +17,7 @@ beforeEach(() => {
   window.location.hash = "#/streams";
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 describe("streams", () => {
   it("finds the stream names, reads a group and keeps it live", async () => {

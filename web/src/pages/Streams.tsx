@@ -5,6 +5,7 @@ import type { FormEvent } from "react";
 
 import { api, ApiError, query } from "../api";
 import { Action, Empty, ErrorBox, Json, Page, Sheet, Table } from "../components/ui";
+import { asError } from "../hooks";
 import { LiveStatus, useRuntime } from "./run/parts";
 import { clock, hashQuery, preview } from "./run/runtime";
 import type { List } from "./run/runtime";
@@ -75,7 +76,7 @@ export default function StreamsPage(_props: { params: Record<string, string> }) 
       .catch((reason: unknown) => {
         if (!live) return;
         if (reason instanceof ApiError && reason.status === 404 && target.item) setItems([]);
-        else setError(reason instanceof Error ? reason : new Error(String(reason)));
+        else setError(asError(reason));
       })
       .finally(() => live && setLoading(false));
     return () => {

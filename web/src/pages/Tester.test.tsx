@@ -1,7 +1,7 @@
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
-import { fakeSession, routeFetch, RUNTIME, STEPS } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, routeFetch, serveSteps } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -13,14 +13,10 @@ beforeEach(() => {
   window.location.hash = "#/tester";
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 function serve() {
-  return routeFetch((call) => {
-    if (call.url === `${RUNTIME}/steps`) return { body: { items: STEPS, next_cursor: null } };
+  return serveSteps((call) => {
     if (call.url === "/p/local/orders/dev/orders" && call.method === "POST") {
       return {
         status: 201,

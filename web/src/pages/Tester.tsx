@@ -5,8 +5,9 @@ import { useMemo, useState } from "react";
 import type { FormEvent } from "react";
 
 import { send } from "../api";
-import { Action, Empty, ErrorBox, Json, Loading, Page, Table } from "../components/ui";
+import { Empty, ErrorBox, Json, Loading, Page, Submit, Table } from "../components/ui";
 import { Link } from "../router";
+import { useSubmit } from "../hooks";
 import { useSession } from "../session";
 import { HttpStatus, JsonEditor, ProblemList, useRuntime, useSteps } from "./run/parts";
 import { buildRequest, duration, hashQuery, pathParams, takesBody } from "./run/runtime";
@@ -112,8 +113,7 @@ function StepTester(props: { step: Step; steps: Step[]; onChoose: (name: string)
   const [formValue, setFormValue] = useState<unknown>(start);
   const [rawText, setRawText] = useState(start === undefined ? "" : JSON.stringify(start, null, 2));
   const [modeError, setModeError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const [response, setResponse] = useState<TesterResponse | null>(null);
 
   const parsedRaw = parseJson(rawText);
@@ -163,16 +163,14 @@ function StepTester(props: { step: Step; steps: Step[]; onChoose: (name: string)
   async function submit(event?: FormEvent) {
     event?.preventDefault();
     if (!request || blocked) return;
-    setBusy(true);
-    setError(null);
-    try {
-      setResponse(await invoke(request, tenant));
-    } catch (reason) {
-      setResponse(null);
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
+    await run(async () => {
+      try {
+        setResponse(await invoke(request, tenant));
+      } catch (reason) {
+        setResponse(null);
+        throw reason;
+      }
+    });
   }
 
   const traceId = response?.headers.find(([name]) => name === "x-trace-id")?.[1];
@@ -328,16 +326,13 @@ function StepTester(props: { step: Step; steps: Step[]; onChoose: (name: string)
             </p>
           ) : null}
           <div className="row">
-            <Action
-              type="submit"
-              kind="primary"
-              onClick={() => undefined}
+            <Submit
               allowed={allowed && !blocked}
               why={!allowed ? "your roles here do not include step.invoke" : (blocked ?? undefined)}
               busy={busy}
             >
               Send
-            </Action>
+            </Submit>
             {blocked ? <span className="muted small">To send: {blocked}.</span> : null}
           </div>
         </form>

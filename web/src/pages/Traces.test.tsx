@@ -1,7 +1,7 @@
-import { cleanup, render, screen, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { render, screen, within } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
-import { fakeSession, routeFetch, RUNTIME } from "./run/testkit";
+import { cleanUpAfterEach, fakeSession, routeFetch, RUNTIME } from "./run/testkit";
 
 const session = vi.hoisted(() => ({ current: null as unknown }));
 vi.mock("../session", () => ({ useSession: () => session.current }));
@@ -50,10 +50,7 @@ beforeEach(() => {
   });
 });
 
-afterEach(() => {
-  cleanup();
-  vi.unstubAllGlobals();
-});
+cleanUpAfterEach();
 
 describe("traces", () => {
   it("lists the latest traces with links to their timelines", async () => {

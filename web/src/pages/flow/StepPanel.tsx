@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import type { ReactNode } from "react";
 
 import { ErrorBox, Json, Loading, Sheet, Table, time } from "../../components/ui";
+import { asError } from "../../hooks";
 import { Link } from "../../router";
 import { stepTrigger, typeBadge, typeTitle } from "./graph";
 import type { EmitSpec, GraphNode } from "./graph";
@@ -67,7 +68,7 @@ function Executions(props: { runtime: string; tenant: string | null; step: strin
         setState({
           executions: null,
           tracesRead: 0,
-          error: error instanceof Error ? error : new Error(String(error)),
+          error: asError(error),
           loading: false,
         });
       });

@@ -4,7 +4,7 @@ import { useState } from "react";
 
 import { api } from "../../api";
 import { Action, Empty, ErrorBox, Loading, Table, time } from "../../components/ui";
-import { useApi } from "../../hooks";
+import { useApi, useRowActions } from "../../hooks";
 import { encode } from "./lib";
 import { Confirm, StatusBadge } from "./parts";
 import { OneTimeSecret } from "./Secret";
@@ -29,21 +29,8 @@ export function KeyPanel(props: {
   const base = `/v1/service-accounts/${encode(props.account.id)}/keys`;
   const keys = useApi<{ items: ApiKey[] }>(base, { tenant: props.tenant });
   const [secret, setSecret] = useState<{ value: string; title: string } | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<Error | null>(null);
-
-  const run = async (what: string, work: () => Promise<void>) => {
-    setBusy(what);
-    setError(null);
-    try {
-      await work();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-      keys.reload();
-    }
-  };
+  const { act, busy, error } = useRowActions();
+  const run = (what: string, work: () => Promise<void>) => act(what, work, keys.reload);
 
   const create = () =>
     run("create", async () => {

@@ -4,6 +4,7 @@ import { useState } from "react";
 
 import { api } from "../../api";
 import { Action, ErrorBox, Field, time } from "../../components/ui";
+import { asError } from "../../hooks";
 
 import "./govern.css";
 
@@ -148,7 +149,7 @@ export function VerifyPanel(props: { tenant: string | null; allowed: boolean; wh
       setVerdict({ result, at: new Date() });
     } catch (reason) {
       setVerdict(null);
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
+      setError(asError(reason));
     } finally {
       setBusy(false);
     }

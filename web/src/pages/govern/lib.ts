@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 
 import { api, ApiError, send } from "../../api";
 import type { Page as Paged } from "../../api";
+import { asError } from "../../hooks";
 
 export type { Paged };
 
@@ -79,7 +80,7 @@ export function usePaged<T>(path: string | null, tenant: string | null | undefin
       })
       .catch((reason: unknown) => {
         if (controller.signal.aborted) return;
-        setError(reason instanceof Error ? reason : new Error(String(reason)));
+        setError(asError(reason));
       })
       .finally(() => {
         if (!controller.signal.aborted) setLoading(false);
@@ -98,8 +99,13 @@ export function usePaged<T>(path: string | null, tenant: string | null | undefin
         setNext(page.next_cursor);
         setError(null);
       })
-      .catch((reason: unknown) => setError(reason instanceof Error ? reason : new Error(String(reason))))
-      .finally(() => setLoading(false));
+      .catch((reason: unknown) => {
+        if (generation.current === mine) setError(asError(reason));
+      })
+      .finally(() => {
+        // a page of a list since replaced (other path or reload) does not end the new load
+        if (generation.current === mine) setLoading(false);
+      });
   }, [path, next, tenant]);
 
   const reload = useCallback(() => setTick((n) => n + 1), []);

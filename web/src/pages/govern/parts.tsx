@@ -2,11 +2,10 @@
 // nothing blocks a phone or a test browser), the "choose a tenant" placeholder, a stale-write
 // hint, status badges and the scope picker used by invites and role bindings.
 import { useEffect, useState } from "react";
-import type { FormEvent, ReactNode } from "react";
 
 import { Action, Empty, ErrorBox, Field, Page } from "../../components/ui";
 import { useApi } from "../../hooks";
-import { isStale, projectScope, teamScope, tenantScope } from "./lib";
+import { isStale, needs, projectScope, teamScope, tenantScope } from "./lib";
 import type { Paged } from "./lib";
 
 import "./govern.css";
@@ -51,6 +50,55 @@ export function Confirm(props: {
       <Action onClick={() => setAsking(false)}>Cancel</Action>
     </span>
   );
+}
+
+/** A select of the tenant's projects, by slug: a required choice, or (`all`) a filter whose
+ *  empty value is "All projects" (the report and session-log pages). */
+export function ProjectSelect(props: {
+  projects: string[];
+  value: string;
+  onChange: (slug: string) => void;
+  all?: boolean;
+}) {
+  return (
+    <Field label="Project">
+      <select value={props.value} onChange={(e) => props.onChange(e.target.value)} required={!props.all}>
+        {props.all ? <option value="">All projects</option> : null}
+        {props.projects.map((slug) => (
+          <option key={slug} value={slug}>
+            {slug}
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}
+
+/** Whether the caller may write reports and session logs of `project`, and why not. */
+export function reportWrite(
+  session: { can: (action: string, scope?: string) => boolean },
+  tenant: string,
+  project: string,
+): { allowed: boolean; why: string } {
+  return {
+    allowed: Boolean(project) && session.can("report.manage", projectScope(tenant, project)),
+    why: needs("report.manage", project ? projectScope(tenant, project) : "a project"),
+  };
+}
+
+/** "More" under a paged list, while it has a next page. */
+export function More({
+  list,
+  label = "More",
+}: {
+  list: { next: string | null; loading: boolean; more: () => void };
+  label?: string;
+}) {
+  return list.next ? (
+    <Action busy={list.loading} onClick={list.more}>
+      {label}
+    </Action>
+  ) : null;
 }
 
 /** A tenant-scoped page with no tenant chosen yet. */
@@ -108,48 +156,8 @@ export function StatusBadge({ status }: { status: string | null | undefined }) {
   return <span className={`badge ${tone[value] ?? ""}`}>{value}</span>;
 }
 
-/** A form that calls `onSubmit` without reloading the page. */
-export function Form(props: {
-  onSubmit: () => void;
-  children: ReactNode;
-  label: string;
-  className?: string;
-}) {
-  return (
-    <form
-      className={props.className ?? "gv-form"}
-      aria-label={props.label}
-      onSubmit={(event: FormEvent) => {
-        event.preventDefault();
-        props.onSubmit();
-      }}
-    >
-      {props.children}
-    </form>
-  );
-}
-
-/** A submit button with the Action look (disabled with the reason when not allowed). */
-export function Submit(props: {
-  children: ReactNode;
-  allowed?: boolean;
-  why?: string;
-  busy?: boolean;
-  kind?: "primary" | "plain" | "danger";
-}) {
-  return (
-    <Action
-      type="submit"
-      kind={props.kind ?? "primary"}
-      allowed={props.allowed}
-      why={props.why}
-      busy={props.busy}
-      onClick={() => undefined}
-    >
-      {props.children}
-    </Action>
-  );
-}
+// Form and Submit moved to the shared components; kept here for the pages that import them.
+export { Form, Submit } from "../../components/ui";
 
 export type ScopeKind = "tenant" | "team" | "project";
 

@@ -5,8 +5,8 @@
 import { useMemo, useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
-import { useApi } from "../../hooks";
+import { Action, Empty, ErrorBox, Field, Loading, Notice, Page, Sheet, Table, time } from "../../components/ui";
+import { useApi, useRowActions, useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import type { Session } from "../../session";
 import { encode, idempotencyKey, needs, tenantScope } from "../govern/lib";
@@ -43,9 +43,7 @@ export default function BindingsPage() {
   const members = useApi<Paged<Member>>(tenant && mayReadUsers ? "/v1/users?limit=200" : null, { tenant });
   const [granting, setGranting] = useState(false);
   const [filter, setFilter] = useState("");
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<Error | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const { act, busy, error, done, setDone } = useRowActions();
 
   const names = useMemo(() => {
     const map = new Map<string, string>();
@@ -68,20 +66,15 @@ export default function BindingsPage() {
       [b.principal, principalName(b.principal), b.role, roleName(b.role), b.scope].some((v) => v.toLowerCase().includes(needle)),
   );
 
-  const revoke = async (b: Binding) => {
-    setBusy(b.id);
-    setError(null);
-    setDone(null);
-    try {
-      await api(`/v1/role-bindings/${encode(b.id)}`, { method: "DELETE", tenant });
-      setDone(`${roleName(b.role)} on ${b.scope} revoked from ${principalName(b.principal)}.`);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-      bindings.reload();
-    }
-  };
+  const revoke = (b: Binding) =>
+    act(
+      b.id,
+      async () => {
+        await api(`/v1/role-bindings/${encode(b.id)}`, { method: "DELETE", tenant });
+        return `${roleName(b.role)} on ${b.scope} revoked from ${principalName(b.principal)}.`;
+      },
+      bindings.reload,
+    );
 
   return (
     <Page
@@ -99,11 +92,7 @@ export default function BindingsPage() {
     >
       <ErrorBox error={bindings.error} />
       <ErrorBox error={error} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
+      <Notice>{done}</Notice>
       <div className="gv-bar">
         <Field label="Filter">
           <input
@@ -176,18 +165,15 @@ function GrantForm(props: { tenant: string; members: Member[] | null; onDone: (b
   const [principal, setPrincipal] = useState("");
   const [role, setRole] = useState("");
   const [scope, setScope] = useState(tenantScope(props.tenant));
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const kind = scopeKind(scope);
   const roles = Object.values(session.roles).filter((r) => r.scopes.some((s) => s !== "system"));
   const chosen = session.roles[role];
   const fits = !chosen || (kind !== null && chosen.scopes.includes(kind));
   const check = role ? grantCheck(session, role, scope) : { ok: false, why: "choose a role" };
 
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    run(async () => {
       props.onDone(
         await api<Binding>("/v1/role-bindings", {
           body: { principal: principal.trim(), role, scope },
@@ -195,12 +181,7 @@ function GrantForm(props: { tenant: string; members: Member[] | null; onDone: (b
           headers: idempotencyKey(),
         }),
       );
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <Form label="Grant a role" className="gv-form stack" onSubmit={() => void submit()}>

@@ -4,8 +4,8 @@
 import { useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
-import { useApi } from "../../hooks";
+import { Action, Empty, ErrorBox, Field, ListState, Loading, Notice, Page, Sheet, Table, time } from "../../components/ui";
+import { useApi, useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import type { Session } from "../../session";
 import { encode, idempotencyKey, ifMatch, needs, projectScope, teamScope, tenantScope } from "../govern/lib";
@@ -61,14 +61,13 @@ export default function ProjectsPage() {
         </Action>
       }
     >
-      <ErrorBox error={projects.error} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
-      <Loading when={projects.loading && !projects.data} />
-      {projects.data && projects.data.items.length === 0 ? <Empty>No projects yet.</Empty> : null}
+      <ListState
+        error={projects.error}
+        notice={done}
+        loading={projects.loading && !projects.data}
+        empty={projects.data?.items.length === 0}
+        emptyText="No projects yet."
+      />
       {projects.data && projects.data.items.length > 0 ? (
         <Table
           label="Projects"
@@ -155,8 +154,7 @@ function ProjectForm(props: {
   const [name, setName] = useState(props.project?.name ?? "");
   const [slug, setSlug] = useState("");
   const [team, setTeam] = useState(props.project?.team_id ?? "");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const project = props.project;
   const allowed = project
     ? session.can("project.manage", projectScope(props.tenant, project.slug))
@@ -165,10 +163,8 @@ function ProjectForm(props: {
     ? needs("project.manage", projectScope(props.tenant, project.slug))
     : needs("project.manage", team ? teamScope(props.tenant, team) : tenantScope(props.tenant));
 
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    run(async () => {
       let saved: Project;
       if (project) {
         const body: { name?: string; team_id?: string } = {};
@@ -187,12 +183,7 @@ function ProjectForm(props: {
         saved = await api<Project>("/v1/projects", { body, tenant: props.tenant, headers: idempotencyKey() });
       }
       props.onDone(saved);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <Form label={project ? "Edit project" : "New project"} className="gv-form stack" onSubmit={() => void submit()}>
@@ -232,14 +223,11 @@ function Environments(props: { tenant: string; project: Project; allowed: boolea
   const path = `/v1/projects/${encode(props.project.slug)}/envs?limit=100`;
   const envs = useApi<Paged<Env>>(path, { tenant: props.tenant });
   const [name, setName] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const [done, setDone] = useState<string | null>(null);
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    setDone(null);
-    try {
+  const submit = () =>
+    run(async () => {
+      setDone(null);
       const env = await api<Env>(`/v1/projects/${encode(props.project.slug)}/envs`, {
         body: { name: name.trim() },
         tenant: props.tenant,
@@ -248,12 +236,7 @@ function Environments(props: { tenant: string; project: Project; allowed: boolea
       setDone(`Environment ${env.name} created.`);
       setName("");
       envs.reload();
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <div className="gv-section">
       <ErrorBox error={envs.error} />
@@ -273,11 +256,7 @@ function Environments(props: { tenant: string; project: Project; allowed: boolea
           <input value={name} onChange={(e) => setName(e.target.value)} required pattern="[a-z0-9][a-z0-9\-]{0,62}" />
         </Field>
         <ErrorBox error={error} />
-        {done ? (
-          <p className="notice" role="status">
-            {done}
-          </p>
-        ) : null}
+        <Notice>{done}</Notice>
         <Submit allowed={props.allowed} why={props.why} busy={busy}>
           Create environment
         </Submit>

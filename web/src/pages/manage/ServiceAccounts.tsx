@@ -3,11 +3,12 @@
 import { useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
+import { Action, ErrorBox, Field, ListState, pagedState, Page, Sheet, Table, time } from "../../components/ui";
+import { useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import { KeyPanel } from "../govern/Keys";
 import { idempotencyKey, needs, tenantScope, usePaged } from "../govern/lib";
-import { Form, NeedTenant, StatusBadge, Submit } from "../govern/parts";
+import { Form, More, NeedTenant, StatusBadge, Submit } from "../govern/parts";
 
 type ServiceAccount = {
   id: string;
@@ -44,14 +45,7 @@ export default function ServiceAccountsPage() {
         Service accounts act through API keys. Give one roles on the Role bindings page; disable or
         remove it on the Users page.
       </p>
-      <ErrorBox error={accounts.error} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
-      <Loading when={accounts.loading && accounts.items.length === 0} />
-      {!accounts.loading && !accounts.error && accounts.items.length === 0 ? <Empty>No service accounts.</Empty> : null}
+      <ListState {...pagedState(accounts)} notice={done} emptyText="No service accounts." />
       {accounts.items.length ? (
         <Table
           label="Service accounts"
@@ -68,11 +62,7 @@ export default function ServiceAccountsPage() {
           ]}
         />
       ) : null}
-      {accounts.next ? (
-        <Action busy={accounts.loading} onClick={accounts.more}>
-          More
-        </Action>
-      ) : null}
+      <More list={accounts} />
       {creating ? (
         <Sheet title="New service account" onClose={() => setCreating(false)}>
           <CreateAccount
@@ -105,12 +95,9 @@ function CreateAccount(props: {
 }) {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const submit = () =>
+    run(async () => {
       props.onDone(
         await api<ServiceAccount>("/v1/service-accounts", {
           body: { name: name.trim(), description: description.trim() || null },
@@ -118,12 +105,7 @@ function CreateAccount(props: {
           headers: idempotencyKey(),
         }),
       );
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label="New service account" className="gv-form stack" onSubmit={() => void submit()}>
       <Field label="Name">

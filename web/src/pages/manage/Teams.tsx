@@ -3,8 +3,8 @@
 import { useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
-import { useApi } from "../../hooks";
+import { Action, Field, ListState, Page, Sheet, Table, time } from "../../components/ui";
+import { useApi, useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import { encode, idempotencyKey, ifMatch, needs, teamScope, tenantScope } from "../govern/lib";
 import type { Paged } from "../govern/lib";
@@ -77,14 +77,13 @@ export default function TeamsPage() {
         </Action>
       }
     >
-      <ErrorBox error={teams.error} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
-      <Loading when={teams.loading && !teams.data} />
-      {teams.data && teams.data.items.length === 0 ? <Empty>No teams yet.</Empty> : null}
+      <ListState
+        error={teams.error}
+        notice={done}
+        loading={teams.loading && !teams.data}
+        empty={teams.data?.items.length === 0}
+        emptyText="No teams yet."
+      />
       {teams.data && teams.data.items.length > 0 ? (
         <Table
           label="Teams"
@@ -161,12 +160,9 @@ function TeamForm(props: {
 }) {
   const [name, setName] = useState(props.team?.name ?? "");
   const [lead, setLead] = useState(props.team?.lead_user_id ?? "");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const submit = () =>
+    run(async () => {
       const team = props.team;
       let saved: Team;
       if (team) {
@@ -187,12 +183,7 @@ function TeamForm(props: {
         });
       }
       props.onDone(saved);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label={props.team ? "Edit team" : "New team"} className="gv-form stack" onSubmit={() => void submit()}>
       <Field label="Name">

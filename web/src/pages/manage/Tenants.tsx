@@ -3,8 +3,8 @@
 import { useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
-import { useApi } from "../../hooks";
+import { Action, Empty, ErrorBox, Field, Loading, Notice, Page, Sheet, Table, time } from "../../components/ui";
+import { useApi, useRowActions, useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import { encode, idempotencyKey, ifMatch, needs } from "../govern/lib";
 import type { Paged } from "../govern/lib";
@@ -29,24 +29,17 @@ export default function TenantsPage() {
   const [showDeleted, setShowDeleted] = useState(false);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState<Tenant | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<Error | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const { act: runRow, busy, error, done, setDone } = useRowActions();
 
-  const act = async (what: string, work: () => Promise<unknown>, message: string) => {
-    setBusy(what);
-    setError(null);
-    setDone(null);
-    try {
-      await work();
-      setDone(message);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-      tenants.reload();
-    }
-  };
+  const act = (what: string, work: () => Promise<unknown>, message: string) =>
+    runRow(
+      what,
+      async () => {
+        await work();
+        return message;
+      },
+      tenants.reload,
+    );
 
   const setStatus = (t: Tenant, status: "active" | "suspended") =>
     act(
@@ -83,11 +76,7 @@ export default function TenantsPage() {
       ) : null}
       <ErrorBox error={tenants.error} />
       <WriteError error={error} onReload={tenants.reload} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
+      <Notice>{done}</Notice>
       <label className="gv-check">
         <input type="checkbox" checked={showDeleted} onChange={(e) => setShowDeleted(e.target.checked)} /> Show
         deleted tenants
@@ -189,21 +178,13 @@ function CreateTenant(props: { allowed: boolean; why: string; region: string; on
   const [id, setId] = useState("");
   const [name, setName] = useState("");
   const [region, setRegion] = useState(props.region);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const submit = () =>
+    run(async () => {
       const body: { name: string; region: string; id?: string } = { name: name.trim(), region: region.trim() };
       if (id.trim()) body.id = id.trim();
       props.onCreated(await api<Tenant>("/v1/tenants", { body, headers: idempotencyKey() }));
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label="New tenant" className="gv-form stack" onSubmit={() => void submit()}>
       <Field label="Name">
@@ -231,12 +212,9 @@ function RenameTenant(props: {
   onStale: () => void;
 }) {
   const [name, setName] = useState(props.tenant.name);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { run, busy, error } = useSubmit();
+  const submit = () =>
+    run(async () => {
       props.onDone(
         await api<Tenant>(`/v1/tenants/${encode(props.tenant.id)}`, {
           method: "PATCH",
@@ -244,12 +222,7 @@ function RenameTenant(props: {
           headers: ifMatch(props.tenant.version),
         }),
       );
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label={`Rename ${props.tenant.id}`} className="gv-form stack" onSubmit={() => void submit()}>
       <Field label="Name">

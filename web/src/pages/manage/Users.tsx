@@ -4,10 +4,11 @@
 import { useState } from "react";
 
 import { api } from "../../api";
-import { Action, Empty, ErrorBox, Field, Loading, Page, Sheet, Table, time } from "../../components/ui";
+import { Action, Empty, ErrorBox, Field, ListState, Notice, Page, Sheet, Table, pagedState, time } from "../../components/ui";
+import { useRowActions, useSubmit } from "../../hooks";
 import { useSession } from "../../session";
 import { encode, idempotencyKey, needs, tenantScope, usePaged } from "../govern/lib";
-import { Confirm, Form, NeedTenant, ScopePicker, StatusBadge, Submit } from "../govern/parts";
+import { Confirm, Form, More, NeedTenant, ScopePicker, StatusBadge, Submit } from "../govern/parts";
 
 type MemberRole = { binding_id: string; role: string; scope: string };
 
@@ -40,9 +41,7 @@ export default function UsersPage() {
   const members = usePaged<Member>(tenant ? "/v1/users?limit=100" : null, tenant);
   const invites = usePaged<Invite>(tenant ? "/v1/users/invites?limit=100" : null, tenant);
   const [inviting, setInviting] = useState(false);
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<Error | null>(null);
-  const [done, setDone] = useState<string | null>(null);
+  const { act: runRow, busy, error, done, setDone } = useRowActions();
   const [pendingOnly, setPendingOnly] = useState(true);
 
   if (!tenant) return <NeedTenant title="Users" />;
@@ -51,25 +50,15 @@ export default function UsersPage() {
   const why = needs("user.manage", scope);
   const roleName = (id: string) => session.roles[id]?.name ?? id;
 
-  const act = async (
-    what: string,
-    work: () => Promise<unknown>,
-    message: string,
-    list: { reload: () => void } = members,
-  ) => {
-    setBusy(what);
-    setError(null);
-    setDone(null);
-    try {
-      await work();
-      setDone(message);
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(null);
-      list.reload();
-    }
-  };
+  const act = (what: string, work: () => Promise<unknown>, message: string, list: { reload: () => void } = members) =>
+    runRow(
+      what,
+      async () => {
+        await work();
+        return message;
+      },
+      list.reload,
+    );
   const post = (m: Member, what: string) =>
     api(`/v1/users/${encode(m.id)}/${what}`, { method: "POST", tenant });
   const label = (m: Member) => m.email ?? m.display_name;
@@ -87,15 +76,10 @@ export default function UsersPage() {
     >
       <ErrorBox error={members.error} />
       <ErrorBox error={error} />
-      {done ? (
-        <p className="notice" role="status">
-          {done}
-        </p>
-      ) : null}
+      <Notice>{done}</Notice>
       <section className="gv-section" aria-labelledby="members-title">
         <h2 id="members-title">Members</h2>
-        <Loading when={members.loading && members.items.length === 0} />
-        {!members.loading && members.items.length === 0 && !members.error ? <Empty>No members.</Empty> : null}
+        <ListState {...pagedState(members)} error={null} emptyText="No members." />
         {members.items.length ? (
           <Table
             label="Members"
@@ -185,11 +169,7 @@ export default function UsersPage() {
             ]}
           />
         ) : null}
-        {members.next ? (
-          <Action busy={members.loading} onClick={members.more}>
-            More members
-          </Action>
-        ) : null}
+        <More list={members} label="More members" />
       </section>
 
       <section className="gv-section" aria-labelledby="invites-title">
@@ -238,11 +218,7 @@ export default function UsersPage() {
             ]}
           />
         ) : null}
-        {invites.next ? (
-          <Action busy={invites.loading} onClick={invites.more}>
-            More invites
-          </Action>
-        ) : null}
+        <More list={invites} label="More invites" />
       </section>
 
       {inviting ? (
@@ -268,28 +244,20 @@ function InviteForm(props: { tenant: string; allowed: boolean; why: string; onDo
   const [email, setEmail] = useState("");
   const [role, setRole] = useState("");
   const [scope, setScope] = useState(tenantScope(props.tenant));
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { run, busy, error } = useSubmit();
   const kind = scope.includes("/team/") ? "team" : scope.includes("/project/") ? "project" : "tenant";
   const roles = Object.values(session.roles).filter((r) => r.scopes.some((s) => s !== "system"));
   const fits = !role || (session.roles[role]?.scopes ?? []).includes(kind);
 
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    run(async () => {
       const body: { email: string; role?: string; scope?: string } = { email: email.trim() };
       if (role) {
         body.role = role;
         body.scope = scope;
       }
       props.onDone(await api<Invite>("/v1/users/invites", { body, tenant: props.tenant, headers: idempotencyKey() }));
-    } catch (reason) {
-      setError(reason instanceof Error ? reason : new Error(String(reason)));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Form label="Invite a person" className="gv-form stack" onSubmit={() => void submit()}>
       <Field label="Email">

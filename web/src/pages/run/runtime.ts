@@ -3,6 +3,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { api, query } from "../../api";
+import { asError } from "../../hooks";
 import type { JsonSchema } from "./schema";
 
 export type Step = {
@@ -158,7 +159,7 @@ export function usePaged<T>(path: string | null, tenant: string | null, limit = 
         setError(null);
       } catch (reason) {
         if (mine !== generation.current) return;
-        setError(reason instanceof Error ? reason : new Error(String(reason)));
+        setError(asError(reason));
       } finally {
         if (mine === generation.current) setLoading(false);
       }

@@ -1,6 +1,7 @@
 // Test helpers for the runtime pages: a signed-in session, a routed fake `fetch`, a fake
 // WebSocket. Used by the `*.test.tsx` files only.
-import { vi } from "vitest";
+import { cleanup } from "@testing-library/react";
+import { afterEach, vi } from "vitest";
 
 import type { Session } from "../../session";
 
@@ -28,6 +29,19 @@ export type Call = { url: string; method: string; headers: Record<string, string
 
 type Reply = { status?: number; body?: unknown; headers?: Record<string, string> };
 type Route = (call: Call) => Reply | undefined;
+
+/** Register the teardown every page test shares: unmount, drop the stubbed globals. */
+export function cleanUpAfterEach(): void {
+  afterEach(() => {
+    cleanup();
+    vi.unstubAllGlobals();
+  });
+}
+
+/** `routeFetch` that also answers the runtime's step list (STEPS), which the run pages load. */
+export function serveSteps(route: Route) {
+  return routeFetch((call) => (call.url === `${RUNTIME}/steps` ? { body: { items: STEPS, next_cursor: null } } : route(call)));
+}
 
 /** A `fetch` that answers from `route` (404 when it answers nothing) and records each call. */
 export function routeFetch(route: Route) {
