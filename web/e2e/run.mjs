@@ -717,6 +717,12 @@ async function main() {
     shared.fallback = await api.call("/orders", { body: order("e2e-setup-fail", { fail: true }) });
     shared.trace = ok.traceId;
     await waitFor("the set-up's dead letter", async () => (await api.call(api.R("/dead-letters"))).items.length > 0);
+    // more than the signed-in administrator on the management pages: a service account with a
+    // long name and a role on the project, so wide rows and others' actions are on screen
+    const robot = await api.call("/v1/service-accounts", { body: { name: "e2e reporting robot with a long name" } });
+    await api.call("/v1/role-bindings", {
+      body: { principal: robot.id, role: "project_viewer", scope: `tenant/${env.tenant}/project/${env.project}` },
+    });
   });
   const params = { flow: "orders", trace: shared.trace ?? shared.fallback?.traceId };
 

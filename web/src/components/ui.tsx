@@ -1,5 +1,6 @@
 // The workbench's shared building blocks: page frame, tables that scroll in their own box,
 // errors with their correlation id, JSON views, buttons that say why they are disabled.
+import { useEffect } from "react";
 import type { FormEvent, ReactNode } from "react";
 
 import { ApiError } from "../api";
@@ -127,6 +128,14 @@ export function Field(props: { label: string; children: ReactNode; hint?: string
 
 /** A side panel on wide screens, a bottom sheet on phones (CSS decides). */
 export function Sheet(props: { title: string; onClose: () => void; children: ReactNode }) {
+  const { onClose } = props;
+  useEffect(() => {
+    const close = (event: KeyboardEvent) => {
+      if (event.key === "Escape") onClose();
+    };
+    window.addEventListener("keydown", close);
+    return () => window.removeEventListener("keydown", close);
+  }, [onClose]);
   return (
     <aside className="sheet" role="dialog" aria-label={props.title}>
       <header>
