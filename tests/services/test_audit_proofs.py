@@ -716,3 +716,26 @@ def test_a_bundle_keeps_checkpoints_anchors_and_their_records_in_step() -> None:
         assert offline(out.getvalue()).ok
 
     run(scenario)
+
+
+def test_the_key_service_is_asked_for_the_checkpoint_key_once_per_process() -> None:
+    async def scenario(world: World) -> None:
+        keys = world.checkpoints.keys
+        asked: list[str] = []
+        create, public = keys.create_signing_key, keys.public_key
+
+        async def counted_create(key_id: str) -> PublicKey:
+            asked.append("create")
+            return await create(key_id)
+
+        async def counted_public(key_id: str, version: int | None = None) -> PublicKey:
+            asked.append("public")
+            return await public(key_id, version)
+
+        keys.create_signing_key = counted_create  # type: ignore[method-assign]
+        keys.public_key = counted_public  # type: ignore[method-assign]
+        await fill(world, 6, {2, 4, 6})
+        assert asked.count("create") == 1 and asked.count("public") == 0
+        assert (await world.proofs.verify(CHAIN))["ok"] is True
+
+    run(scenario)

@@ -46,6 +46,7 @@ from cfp.domain.documents import (
 )
 from cfp.errors import BadRequest, CfpError, Conflict, Unavailable
 from cfp.ports import DocumentStore
+from cfp.services.paging import every
 
 ATTEMPTS = 32  # appends tried while other processes keep moving the head, then Unavailable
 BACKOFF_BASE = 0.005  # full-jitter exponential backoff between them, so that two processes
@@ -167,6 +168,18 @@ class AuditLog:
             cursor=cursor,
         )
         return Page([public_record(doc) for doc in page.items], page.next_cursor)
+
+    async def blocks(self, chain: str, first: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """The stored blocks of `chain` from seq `first` on, in seq order (as stored: checking
+        them is the caller's, with a ChainVerifier)."""
+        where = [Filter("seq", ">=", first)] if first else []
+        async for document in every(
+            self.documents,
+            chain_paths(chain).blocks,
+            where=where,
+            order_by="seq" if first else None,
+        ):
+            yield document
 
     async def verify(self, chain: str) -> Verification:
         """Check every record of `chain` and its head: the first bad seq and why, if any."""

@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +42,13 @@ from cfp.domain.bundles import (
     checkpoint_file,
     record_line,
 )
-from cfp.domain.documents import CreateDoc, Filter
+from cfp.domain.documents import CreateDoc
 from cfp.domain.merkle import CompactRange, MerkleTree
 from cfp.domain.notes import Checkpoint, NoteError, parse_signed_note, verify_checkpoint
 from cfp.errors import BadRequest, NotFound
 from cfp.ports import BlobStore, DocumentStore, PublicKey
 from cfp.services.audit import AuditLog, ChainDamaged
 from cfp.services.checkpoints import Checkpointer
-
-READ_PAGE = 500
 
 
 @dataclass
@@ -115,7 +113,7 @@ class AuditProofs:
             if cached.tree.size < size:
                 verifier = ChainVerifier(chain, start=cached.head)
                 first = cached.tree.size
-                async for document in self._blocks(chain, first):
+                async for document in self.audit.blocks(chain, first):
                     if not verifier.feed(document):
                         bad = verifier.finish(None)
                         raise ChainDamaged(
@@ -271,7 +269,7 @@ class AuditProofs:
         verifier = ChainVerifier(chain, start=base.head if base else None)
         checked = 0
         covered = base.size if base else 0  # records 0…covered-1 match a signed root
-        async for document in self._blocks(chain, compact.size):
+        async for document in self.audit.blocks(chain, compact.size):
             seq = document.get("seq")
             if stop is not None and isinstance(seq, int) and seq > stop:
                 break
@@ -337,22 +335,6 @@ class AuditProofs:
             for entry in await self.checkpoints.keys_known()
         ]
 
-    async def _blocks(self, chain: str, first: int) -> AsyncIterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            page = await self.documents.list(
-                chain_paths(chain).blocks,
-                where=[Filter("seq", ">=", first)] if first else [],
-                order_by="seq" if first else None,
-                limit=READ_PAGE,
-                cursor=cursor,
-            )
-            for document in page.items:
-                yield document
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
-
     # -- export -----------------------------------------------------------------------------
 
     async def export(self, chain: str, entry: AuditEntry) -> Export:
@@ -406,7 +388,7 @@ class AuditProofs:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
             with bundle.open(RECORDS, "w") as out:
                 previous = ZERO_HASH.hex()
-                async for document in self._blocks(chain, 0):
+                async for document in self.audit.blocks(chain, 0):
                     if upto is not None and count >= upto:
                         break
                     fields = {

@@ -42,7 +42,7 @@ from cfp.domain.audit import (
     record_time,
     tenant_chain,
 )
-from cfp.domain.documents import CreateDoc, Filter, SetDoc, raw_id
+from cfp.domain.documents import CreateDoc, SetDoc, raw_id
 from cfp.domain.merkle import CompactRange
 from cfp.domain.notes import (
     Checkpoint,
@@ -56,12 +56,12 @@ from cfp.domain.notes import (
 from cfp.errors import CfpError, Conflict, NotFound
 from cfp.ports import BlobStore, DocumentStore, KeyService, PublicKey
 from cfp.services.audit import AuditLog, ChainDamaged
+from cfp.services.paging import every
 
 log = logging.getLogger("cfp.audit")
 
 DEFAULT_INTERVAL = 60.0  # seconds between scheduled checkpoints of a chain with new records
 DEFAULT_EVERY = 1000  # records since the last checkpoint that make one at once
-READ_PAGE = 500
 KEYS_COLLECTION = "system/platform/audit_keys"
 
 
@@ -245,6 +245,9 @@ class Checkpointer:
         self._loading: set[str] = set()
         self._catching_up: set[str] = set()
         self._anchored: dict[str, int] = {}  # chain → largest anchored size known here
+        self._current: PublicKey | None = None  # the signing key's current version
+        self._public_keys: dict[int, PublicKey] = {}  # by version
+        self._registered: set[str] = set()  # key documents known to be stored
         audit.on_append(self._appended)
 
     def origin(self, chain: str) -> str:
@@ -284,14 +287,10 @@ class Checkpointer:
 
     async def chains(self) -> list[str]:
         """Every chain there is: `system` and one per tenant (deleted tenants included)."""
-        chains = [SYSTEM_CHAIN]
-        cursor: str | None = None
-        while True:
-            page = await self.documents.list("tenants", limit=READ_PAGE, cursor=cursor)
-            chains += [tenant_chain(raw_id(doc["_id"])) for doc in page.items]
-            if page.next_cursor is None:
-                return chains
-            cursor = page.next_cursor
+        tenants = [
+            tenant_chain(raw_id(doc["_id"])) async for doc in every(self.documents, "tenants")
+        ]
+        return [SYSTEM_CHAIN, *tenants]
 
     def _appended(self, chain: str, seq: int) -> None:
         known = self._sizes.get(chain)
@@ -360,7 +359,9 @@ class Checkpointer:
         await self._check_anchored(chain, last)
         compact = await self._trusted_range(chain, last)
         verifier = ChainVerifier(chain, start=last.head if last else None)
-        async for document in self._blocks(paths.blocks, size, head.seq):
+        async for document in self.audit.blocks(chain, size):
+            if document.get("seq", -1) > head.seq:
+                break  # appended since the head was read: the next checkpoint's
             if not verifier.feed(document):
                 break
             assert verifier.last_leaf is not None
@@ -479,8 +480,7 @@ class Checkpointer:
 
     async def _signed_here(self, chain: str, stored: StoredCheckpoint) -> bool:
         try:
-            version = int(stored.key.get("version", 0))
-            public = await self.keys.public_key(CHECKPOINT_KEY, version)
+            public = await self.public_key(int(stored.key.get("version", 0)))
             checkpoint = verify_checkpoint(
                 stored.note.encode(), self.key_name, public, origin=self.origin(chain)
             )
@@ -497,43 +497,35 @@ class Checkpointer:
                 found.append((int(stem), name))
         return sorted(found)
 
-    async def _blocks(self, collection: str, first: int, last: int) -> Any:
-        """Blocks `first`…`last` in seq order."""
-        cursor: str | None = None
-        while True:
-            page = await self.documents.list(
-                collection,
-                where=[Filter("seq", ">=", first)],
-                order_by="seq",
-                limit=READ_PAGE,
-                cursor=cursor,
-            )
-            for document in page.items:
-                if document.get("seq", -1) > last:
-                    return
-                yield document
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
-
     # -- keys ------------------------------------------------------------------------------
 
     async def signing_key(self) -> PublicKey:
-        """The checkpoint key's current public key, created (and registered) on first use."""
-        public = await self.keys.create_signing_key(CHECKPOINT_KEY)
-        await self._remember(public)
-        return public
+        """The checkpoint key's current public key, created (and registered) on first use; then
+        known here, a rotation being noticed by the version of the next signature."""
+        if self._current is None:
+            self._current = await self.keys.create_signing_key(CHECKPOINT_KEY)
+            await self._remember(self._current)
+        return self._current
 
     async def register_key(self, version: int) -> PublicKey:
-        public = await self.keys.public_key(CHECKPOINT_KEY, version)
-        await self._remember(public)
-        return public
+        """The public key of `version`, made the current one and registered."""
+        self._current = await self.public_key(version)
+        await self._remember(self._current)
+        return self._current
+
+    async def public_key(self, version: int) -> PublicKey:
+        """A version's public key, asked of the key service once per process."""
+        if version not in self._public_keys:
+            self._public_keys[version] = await self.keys.public_key(CHECKPOINT_KEY, version)
+        return self._public_keys[version]
 
     async def _remember(self, public: PublicKey) -> None:
         """Keep every version's public key in the store and at the anchor sink: verifiers need
         them long after a rotation (and a destroyed key no longer hands them out)."""
+        self._public_keys[public.version] = public
         path = f"{KEYS_COLLECTION}/{public.key_id}-v{public.version}"
-        if await self.documents.get(path) is not None:
+        if path in self._registered or await self.documents.get(path) is not None:
+            self._registered.add(path)
             return
         entry = self.key_entry(public)
         await self.anchors.put(
@@ -543,6 +535,7 @@ class Checkpointer:
         )
         with contextlib.suppress(Conflict):
             await self.documents.apply([SetDoc(path, entry)])
+        self._registered.add(path)
 
     def key_entry(self, public: PublicKey) -> dict[str, Any]:
         kid = key_id(self.key_name, public.algorithm, public.pem)
@@ -559,18 +552,12 @@ class Checkpointer:
     async def keys_known(self) -> list[dict[str, Any]]:
         """Every checkpoint key version ever used, oldest first."""
         entries: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = await self.documents.list(KEYS_COLLECTION, limit=READ_PAGE, cursor=cursor)
-            for doc in page.items:
-                entry = {k: v for k, v in doc.items() if k != "_id"}
-                if _is_key_entry(entry):
-                    entries.append(entry)
-                else:  # not a key this platform wrote: never trusted, never a crash
-                    log.error("ignoring a malformed audit key document %s", doc.get("_id"))
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        async for doc in every(self.documents, KEYS_COLLECTION):
+            entry = {k: v for k, v in doc.items() if k != "_id"}
+            if _is_key_entry(entry):
+                entries.append(entry)
+            else:  # not a key this platform wrote: never trusted, never a crash
+                log.error("ignoring a malformed audit key document %s", doc.get("_id"))
         return sorted(entries, key=lambda e: (e["key_id"], e["version"]))
 
     # -- reading them -------------------------------------------------------------------------
@@ -600,16 +587,10 @@ class Checkpointer:
 
     async def all(self, chain: str) -> list[StoredCheckpoint]:
         """Every checkpoint of `chain`, smallest first."""
-        found: list[StoredCheckpoint] = []
-        cursor: str | None = None
-        while True:
-            page = await self.documents.list(
-                chain_paths(chain).checkpoints, order_by="size", limit=READ_PAGE, cursor=cursor
-            )
-            found += [StoredCheckpoint.from_document(d) for d in page.items]
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
+        return [
+            StoredCheckpoint.from_document(d)
+            async for d in every(self.documents, chain_paths(chain).checkpoints, order_by="size")
+        ]
 
     async def anchored(self, chain: str) -> list[tuple[int, str, bytes | None]]:
         """The anchored checkpoints of `chain`: (size, note text, timestamp token or None),

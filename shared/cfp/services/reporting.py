@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cfp.domain.audit import AuditEntry, payload_hash
@@ -63,10 +63,10 @@ from cfp.domain.tenancy import SLUG, TenantPaths
 from cfp.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, ValidationFailed
 from cfp.ports import BlobStore, DocumentStore
 from cfp.services.audit import AuditLog
+from cfp.services.paging import every
 from cfp.services.tenancy import PreconditionFailed
 
 _SLUG = re.compile(SLUG)
-PAGE = 500  # documents read per store request when reading a whole collection
 SCAN_PAGE = 200  # documents a filtered listing reads from the store at a time
 ATTEMPTS = 8  # compare-and-set retries of a contract or a project's latest report
 
@@ -90,26 +90,6 @@ def project_param(raw: str | None) -> str | None:
             details={"parameter": "project"},
         )
     return raw
-
-
-async def every(
-    documents: DocumentStore,
-    collection: str,
-    *,
-    where: Sequence[Filter] = (),
-    order_by: str | None = None,
-) -> AsyncIterator[dict[str, Any]]:
-    """Every document of a collection (matching `where`), read a page at a time."""
-    cursor = None
-    while True:
-        page = await documents.list(
-            collection, where=where, order_by=order_by, limit=PAGE, cursor=cursor
-        )
-        for doc in page.items:
-            yield doc
-        cursor = page.next_cursor
-        if cursor is None:
-            return
 
 
 async def project_teams(documents: DocumentStore, tenant: str) -> dict[str, str | None]:

@@ -50,7 +50,8 @@ from cfp.domain.reporting import (
 from cfp.errors import CfpError, Conflict, Forbidden, NotFound
 from cfp.ports import DocumentStore
 from cfp.services.audit import AuditLog
-from cfp.services.reporting import every, project_envs, stored, with_hash
+from cfp.services.paging import every
+from cfp.services.reporting import project_envs, stored, with_hash
 from cfp.services.tenancy import PreconditionFailed, Tenancy
 
 BATCH = 400  # deletions per transaction: with the audit record's writes, under Firestore's 500
